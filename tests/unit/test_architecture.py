@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+
+import zlnotes as zl
+
+
+def test_num_params_and_output_size():
+    arch = zl.Architecture(4, (7, 5, 3), 2, "relu")
+    assert arch.num_params == 7 * 5 + 5 * 8 + 3 * 6 + 2 * 4
+    assert arch.output_size(9) == 18
+    assert arch.widths == (4, 7, 5, 3, 2)
+    assert arch.depth == 3
+    assert zl.Architecture(4, (), 1).num_params == 5  # affine model
+
+
+def test_flat_round_trip_and_order():
+    arch = zl.Architecture(2, (3,), 2, "tanh")
+    Z = np.arange(arch.num_params, dtype=float)
+    net = zl.Network.from_flat(arch, Z)
+    assert np.array_equal(net.flat(), Z)
+    # Z = [vec W_1 (row-major), b_1, vec W_2, b_2]
+    assert np.array_equal(net.weights[0], [[0, 1], [2, 3], [4, 5]])
+    assert np.array_equal(net.biases[0], [6, 7, 8])
+    assert np.array_equal(net.weights[1], [[9, 10, 11], [12, 13, 14]])
+    assert np.array_equal(net.biases[1], [15, 16])
+
+
+def test_forward_matches_the_layer_recursion():
+    arch = zl.Architecture(3, (4, 4), 2, "softplus")
+    net = zl.Network.init(arch, rng=3)
+    X = np.random.default_rng(4).standard_normal((5, 3))
+    a = X.T  # papers' convention: samples are columns
+    for W, b in zip(net.weights[:-1], net.biases[:-1]):
+        a = np.logaddexp(0.0, W @ a + b[:, None])
+    F = (net.weights[-1] @ a + net.biases[-1][:, None]).T
+    assert np.allclose(net.forward(X), F, rtol=1e-14, atol=0)
+    assert [A.shape for A in net.hidden(X)] == [(5, 4), (5, 4)]
+
+
+def test_init_is_seeded():
+    arch = zl.Architecture(3, (4,), 1)
+    assert np.array_equal(zl.Network.init(arch, 5).flat(), zl.Network.init(arch, np.random.default_rng(5)).flat())
+    assert not np.array_equal(zl.Network.init(arch, 5).flat(), zl.Network.init(arch, 6).flat())
+    with pytest.raises(ValueError, match="rng must be a numpy.random.Generator or an integer seed"):
+        zl.Network.init(arch, None)
+
+
+def test_network_is_immutable():
+    net = zl.Network.init(zl.Architecture(2, (3,), 1), 0)
+    with pytest.raises(ValueError):
+        net.weights[0][0, 0] = 1.0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((0, (3,), 1), "input_dim must be an integer >= 1"),
+        ((2, (3, 0), 1), r"hidden\[1\] must be an integer >= 1"),
+        ((2, (3,), -1), "output_dim must be an integer >= 1"),
+        ((2, (2.5,), 1), r"hidden\[0\] must be an integer >= 1"),
+        ((2, "abc", 1), r"hidden\[0\] must be an integer"),
+    ],
+)
+def test_bad_architecture(args, message):
+    with pytest.raises(ValueError, match=message):
+        zl.Architecture(*args)
+
+
+def test_bad_flat_vector():
+    arch = zl.Architecture(2, (3,), 1)
+    with pytest.raises(ValueError, match=f"Z \\(flat parameters\\) must have length {arch.num_params}; got length 5"):
+        zl.Network.from_flat(arch, np.zeros(5))
+    Z = np.zeros(arch.num_params)
+    Z[3] = np.nan
+    with pytest.raises(ValueError, match="must contain only finite values"):
+        zl.Network.from_flat(arch, Z)
+    with pytest.raises(ValueError, match="must be a 1-D array"):
+        zl.Network.from_flat(arch, np.zeros((arch.num_params, 1)))
+
+
+def test_bad_weights():
+    arch = zl.Architecture(2, (3,), 1)
+    with pytest.raises(ValueError, match=r"W_1\) must have 3 rows"):
+        zl.Network(arch, [np.zeros((2, 2)), np.zeros((1, 3))], [np.zeros(3), np.zeros(1)])
+    with pytest.raises(ValueError, match="must each hold 2 arrays"):
+        zl.Network(arch, [np.zeros((3, 2))], [np.zeros(3)])
+
+
+def test_bad_inputs():
+    net = zl.Network.init(zl.Architecture(2, (3,), 1), 0)
+    with pytest.raises(ValueError, match="X must have input_dim=2 columns; got shape \\(4, 3\\)"):
+        net.forward(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="X must be a 2-D array"):
+        net.forward(np.zeros(2))
+    with pytest.raises(ValueError, match="X must contain only finite values; found 1"):
+        net.forward(np.array([[1.0, np.inf]]))
+    with pytest.raises(ValueError, match="X must be an array of real numbers"):
+        net.forward([["a", "b"]])

@@ -1,0 +1,135 @@
+import numpy as np
+import pytest
+import sympy as sp
+from conftest import central_difference, relative_error
+from tolerances import FD_RTOL, FD_STEP, ROUNDOFF_RTOL
+
+import zlnotes as zl
+from zlnotes.symbolic import symbolic_network
+
+
+def _problem(activation, hidden=(5, 4), input_dim=3, output_dim=2, n=6, seed=0):
+    arch = zl.Architecture(input_dim, hidden, output_dim, activation)
+    net = zl.Network.init(arch, rng=seed, bias_std=0.5)
+    X = np.random.default_rng(seed + 100).standard_normal((n, input_dim))
+    return net, X
+
+
+def _min_distance_to_kink(net, X):
+    """Smallest distance of any pre-activation to a kink of σ (0, or ±w for smooth_relu)."""
+    kinks = {"relu": [0.0], "leaky_relu": [0.0], "smooth_relu": [-1.0, 1.0]}.get(net.arch.activation, [])
+    pre, _ = net.pre_and_post_activations(X)
+    if not kinks:
+        return np.inf
+    return min((np.min(np.abs(Zl - k)) for Zl in pre for k in kinks), default=np.inf)
+
+
+@pytest.mark.parametrize("activation", zl.ACTIVATIONS)
+@pytest.mark.parametrize("hidden", [(), (4,), (5, 4, 3)])
+def test_jacobian_matches_central_differences(activation, hidden):
+    net, X = _problem(activation, hidden)
+    assert _min_distance_to_kink(net, X) > 10 * FD_STEP  # the difference quotient sees one branch
+    arch = net.arch
+    D = zl.jacobian(net, X)
+    assert D.shape == (arch.output_size(X.shape[0]), arch.num_params)
+    fd = central_difference(lambda Z: zl.Network.from_flat(arch, Z).forward(X), net.flat(), FD_STEP)
+    assert relative_error(D, fd) < FD_RTOL
+
+
+@pytest.mark.parametrize("activation", zl.ACTIVATIONS)
+def test_jacobian_matches_sympy(activation):
+    net, X = _problem(activation, hidden=(3, 2), input_dim=2, output_dim=2, n=3, seed=1)
+    sym = symbolic_network(net.arch, n_samples=3)
+    exact = sym.evaluate(sym.jacobian(), net.flat(), X)
+    assert relative_error(zl.jacobian(net, X), exact) < ROUNDOFF_RTOL
+    outputs = sym.evaluate(sym.outputs, net.flat(), X).ravel()
+    assert relative_error(net.forward(X).ravel(), outputs) < ROUNDOFF_RTOL
+
+
+def test_sympy_parameter_order_matches_flat():
+    sym = symbolic_network(zl.Architecture(2, (3,), 2, "tanh"), n_samples=1)
+    names = [str(p) for p in sym.params]
+    assert names[:8] == ["W1_0_0", "W1_0_1", "W1_1_0", "W1_1_1", "W1_2_0", "W1_2_1", "b1_0", "b1_1"]
+    assert names[-2:] == ["b2_0", "b2_1"] and len(names) == sym.arch.num_params
+    assert isinstance(sym.jacobian(), sp.Matrix)
+
+
+def test_orderings():
+    net, X = _problem("tanh", hidden=(5, 4), output_dim=3, n=7)
+    N, Q = X.shape[0], 3
+    D = zl.jacobian(net, X)
+    w_last, b_last = net.arch.param_offsets()[-1]
+    # Output-bias block: ∂f_q(x_j)/∂b_{L+1}[p] = δ_qp, i.e. the identity repeated once per sample.
+    assert np.array_equal(D[:, b_last], np.tile(np.eye(Q), (N, 1)))
+    # Output-weight block: ∂f_q(x_j)/∂W_{L+1}[p, b] = δ_qp A_L[j, b]  (row j·Q + q, column p·M_L + b).
+    A_L = net.hidden(X)[-1]
+    expected = np.stack([np.kron(np.eye(Q), A_L[j]) for j in range(N)]).reshape(N * Q, -1)
+    assert np.allclose(D[:, w_last], expected, rtol=0, atol=1e-15)
+    # Row j·Q + q is ∇_Z f_q(x_j): perturbing sample j alone changes rows jQ..jQ+Q-1 only.
+    D_one = zl.jacobian(net, X[2:3])
+    assert np.allclose(D[2 * Q:3 * Q], D_one, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "smooth_relu"])
+def test_layer_blocks_are_face_split_products(activation):
+    """For Q = 1 the W_ℓ block of D is G_ℓ ⊛ A_{ℓ−1} and the b_ℓ block is G_ℓ."""
+    net, X = _problem(activation, hidden=(5, 4), output_dim=1, n=8)
+    D = zl.jacobian(net, X)
+    for (A, G), (ws, bs) in zip(zl.backprop_factors(net, X), net.arch.param_offsets()):
+        assert np.array_equal(D[:, ws], zl.face_split(G[:, 0, :], A))
+        assert np.array_equal(D[:, bs], G[:, 0, :])
+        # and [G ⊛ A | G] is a column permutation of G ⊛ [A 1]
+        ones = np.ones((A.shape[0], 1))
+        block = np.hstack([D[:, ws], D[:, bs]])
+        assert sorted(map(tuple, block.T.round(12))) == sorted(map(tuple, zl.face_split(G[:, 0, :], np.hstack([A, ones])).T.round(12)))
+
+
+@pytest.mark.parametrize("activation", zl.ACTIVATIONS)
+@pytest.mark.parametrize("output_dim", [1, 3])
+def test_ntk_is_d_dt(activation, output_dim):
+    net, X = _problem(activation, hidden=(6, 5), output_dim=output_dim, n=9)
+    D = zl.jacobian(net, X)
+    assert relative_error(zl.ntk(net, X), D @ D.T) < ROUNDOFF_RTOL
+
+
+def test_jacobian_rank_full_and_deficient():
+    # overparametrized, generic: full rank QN
+    net, X = _problem("tanh", hidden=(8, 8), output_dim=2, n=10)
+    D = zl.jacobian(net, X)
+    assert zl.jacobian_rank(net, X) == np.linalg.matrix_rank(D) == 20
+    # underparametrized: rank ≤ K < QN
+    net, X = _problem("tanh", hidden=(2,), input_dim=2, output_dim=1, n=30)
+    assert net.arch.num_params == 9
+    assert zl.jacobian_rank(net, X) == np.linalg.matrix_rank(zl.jacobian(net, X)) == 9
+    # a ReLU layer that kills every sample: only the output bias survives
+    arch = zl.Architecture(3, (4, 4), 1, "relu")
+    net = zl.Network.from_flat(arch, np.zeros(arch.num_params) - 1.0)
+    X = np.abs(np.random.default_rng(0).standard_normal((6, 3)))
+    assert zl.jacobian_rank(net, X) == np.linalg.matrix_rank(zl.jacobian(net, X)) == 1
+
+
+def test_jacobian_rank_methods_and_tolerance():
+    net, X = _problem("tanh", hidden=(8, 8), output_dim=2, n=10)
+    assert zl.jacobian_rank(net, X, method="svd") == zl.jacobian_rank(net, X, method="gram") == 20
+    # a tolerance finer than the Gram route can resolve falls back to the SVD under "auto" ...
+    assert zl.jacobian_rank(net, X, rtol=1e-12) == 20
+    # ... and is refused on the Gram route
+    with pytest.raises(ValueError, match="rtol must be >= .* on the Gram route"):
+        zl.jacobian_rank(net, X, rtol=1e-12, method="gram")
+    with pytest.raises(ValueError, match="method must be"):
+        zl.jacobian_rank(net, X, method="qr")
+    with pytest.raises(ValueError, match=r"rtol must be a number in \[0, 1\)"):
+        zl.jacobian_rank(net, X, rtol=2.0)
+
+
+def test_gram_route_resolution_is_what_the_docs_say():
+    """A singular value at 1e-4·s_1 is seen by both routes; one at 1e-9·s_1 only by the SVD."""
+    rng = np.random.default_rng(5)
+    U, _ = np.linalg.qr(rng.standard_normal((40, 40)))
+    V, _ = np.linalg.qr(rng.standard_normal((60, 40)))
+    for small, gram_sees_it in ((1e-4, True), (1e-9, False)):
+        s = np.ones(40)
+        s[-1] = small
+        A = (U * s) @ V.T
+        assert zl.numerical_rank(A) == 40
+        assert zl.gram_rank(A @ A.T) == (40 if gram_sees_it else 39)

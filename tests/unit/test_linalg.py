@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+from tolerances import ROUNDOFF_RTOL
+
+import zlnotes as zl
+
+
+def test_face_split_rows_are_kronecker_products():
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((5, 3)), rng.standard_normal((5, 4))
+    C = zl.face_split(A, B)
+    assert C.shape == (5, 12)
+    for j in range(5):
+        assert np.array_equal(C[j], np.kron(A[j], B[j]))
+
+
+def test_face_split_commutes_up_to_a_column_permutation():
+    rng = np.random.default_rng(1)
+    A, B = rng.standard_normal((4, 2)), rng.standard_normal((4, 3))
+    perm = np.array([k * 2 + i for i in range(2) for k in range(3)])  # column (i, k) of A⊛B is (k, i) of B⊛A
+    assert np.array_equal(zl.face_split(A, B), zl.face_split(B, A)[:, perm])
+
+
+def test_face_split_bad_shapes():
+    with pytest.raises(ValueError, match="A and B must have the same number of rows"):
+        zl.face_split(np.ones((3, 2)), np.ones((4, 2)))
+    with pytest.raises(ValueError, match="B must be a 2-D array"):
+        zl.face_split(np.ones((3, 2)), np.ones(3))
+
+
+def test_numerical_rank_agrees_with_numpy():
+    rng = np.random.default_rng(2)
+    for r in (0, 1, 3, 5):
+        A = rng.standard_normal((7, r)) @ rng.standard_normal((r, 9)) if r else np.zeros((7, 9))
+        assert zl.numerical_rank(A) == np.linalg.matrix_rank(A) == r
+    s = zl.singular_values(rng.standard_normal((4, 6)))
+    assert s.shape == (4,) and np.all(np.diff(s) <= 0)
+
+
+def test_range_projector():
+    rng = np.random.default_rng(3)
+    D = rng.standard_normal((8, 3)) @ rng.standard_normal((3, 5))  # rank 3 in ℝ^8
+    P, P_perp, rank = zl.range_projector(D)
+    assert rank == 3
+    assert np.allclose(P @ P, P, atol=1e-14) and np.allclose(P, P.T, atol=1e-15)
+    assert np.allclose(P @ D, D, atol=1e-13)
+    assert np.allclose(P + P_perp, np.eye(8), atol=0)
+    assert round(np.trace(P_perp)) == 5
+    assert np.allclose(P_perp @ D, 0, atol=1e-13)
+
+
+def test_gram_rank_checks():
+    with pytest.raises(ValueError, match="G must be square"):
+        zl.gram_rank(np.ones((3, 4)))
+    assert zl.gram_rank(np.zeros((3, 3))) == 0
+    A = np.random.default_rng(4).standard_normal((5, 8))
+    assert zl.gram_rank(A @ A.T) == 5
+    assert abs(zl.singular_values(A)[0] ** 2 - np.linalg.eigvalsh(A @ A.T)[-1]) < ROUNDOFF_RTOL * 100

@@ -1,0 +1,45 @@
+"""zlnotes: numerics for the book *Zero loss and the training Jacobian*.
+
+Import as ``import zlnotes as zl``. Arrays are float64; rows of ``X`` are samples; the
+flat parameter vector and the rows of the Jacobian follow the orderings of ``MATH.md`` §1–2.
+"""
+
+from .activations import ACTIVATIONS, Activation, activation
+from .architecture import Architecture, Network
+from .cost import cost, cost_and_gradient, cost_gradient, output_gradient
+from .data import Dataset, generic_data
+from .jacobian import backprop_factors, jacobian, jacobian_rank, ntk
+from .linalg import (
+    RangeProjector,
+    face_split,
+    gram_rank,
+    numerical_rank,
+    range_projector,
+    singular_values,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS",
+    "Activation",
+    "Architecture",
+    "Dataset",
+    "Network",
+    "RangeProjector",
+    "activation",
+    "backprop_factors",
+    "cost",
+    "cost_and_gradient",
+    "cost_gradient",
+    "face_split",
+    "generic_data",
+    "gram_rank",
+    "jacobian",
+    "jacobian_rank",
+    "ntk",
+    "numerical_rank",
+    "output_gradient",
+    "range_projector",
+    "singular_values",
+]

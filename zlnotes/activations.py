@@ -1,0 +1,195 @@
+"""Scalar activation functions σ, their derivatives σ' and, where they exist, their inverses.
+
+All functions act entry-wise on float64 arrays. At a kink the derivative takes the value
+of the left branch (``relu'(0) = 0``, ``leaky_relu'(0) = slope``); the results in the book
+never evaluate a derivative exactly at a kink except on purpose.
+
+==============  ========================================  ==========================  ===============
+name            σ(x)                                      σ'(x)                       inverse on
+==============  ========================================  ==========================  ===============
+``relu``        max(x, 0)                                 1[x > 0]                    (0, ∞)
+``leaky_relu``  x if x > 0 else slope·x  (slope 0.01)     1 or slope                  ℝ
+``softplus``    log(1 + eˣ)                               1/(1 + e⁻ˣ)                 (0, ∞)
+``tanh``        tanh x                                    1 − tanh² x                 (−1, 1)
+``smooth_relu`` 0 (x ≤ −w), (x + w)²/(4w) (|x| < w),      0, (x + w)/(2w), 1          (0, ∞)
+                x (x ≥ w)
+``identity``    x                                         1                           ℝ
+==============  ========================================  ==========================  ===============
+
+``smooth_relu`` is ReLU mollified over the interval ``[−w, w]`` (``w`` is its ``width``):
+it is C¹ with a Lipschitz derivative, as the papers assume, equals ReLU outside
+``[−w, w]``, and is a diffeomorphism of ``(−w, ∞)`` onto ``(0, ∞)``. Its derivative
+vanishes for ``x ≤ −w``, the situation of Remark 1 in [ZL].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import expit
+
+__all__ = ["Activation", "activation", "ACTIVATIONS", "LEAKY_RELU_SLOPE", "SMOOTH_RELU_WIDTH"]
+
+Array = NDArray[np.float64]
+ScalarMap = Callable[[Array], Array]
+
+LEAKY_RELU_SLOPE = 0.01
+"""Slope of ``leaky_relu`` on the negative half-line."""
+
+SMOOTH_RELU_WIDTH = 1.0
+"""Default half-width ``w`` of the interval over which ``smooth_relu`` is mollified."""
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation function with its derivative and (partial) inverse.
+
+    Attributes
+    ----------
+    name
+        The name used by :func:`activation` and :class:`zlnotes.Architecture`.
+    value, derivative
+        Entry-wise σ and σ'.
+    inverse
+        Entry-wise σ⁻¹ on ``inverse_domain``, or ``None`` when σ is not invertible anywhere.
+    inverse_domain
+        Open interval ``(lo, hi)`` of values on which ``inverse`` is defined.
+    positive_sector
+        ``True`` for the ReLU-like activations of Theorem 2.2: σ is a diffeomorphism of
+        ``(0, ∞)`` onto its image there.
+    params
+        Extra parameters (e.g. ``{"width": 1.0}`` for ``smooth_relu``).
+    """
+
+    name: str
+    value: ScalarMap = field(repr=False, compare=False)
+    derivative: ScalarMap = field(repr=False, compare=False)
+    inverse: ScalarMap | None = field(repr=False, compare=False)
+    inverse_domain: tuple[float, float]
+    positive_sector: bool
+    params: tuple[tuple[str, float], ...] = ()
+
+    def __call__(self, x: Array) -> Array:
+        return self.value(x)
+
+
+def _relu(x: Array) -> Array:
+    return np.maximum(x, 0.0)
+
+
+def _relu_prime(x: Array) -> Array:
+    return (x > 0).astype(np.float64)
+
+
+def _leaky(x: Array) -> Array:
+    return np.where(x > 0, x, LEAKY_RELU_SLOPE * x)
+
+
+def _leaky_prime(x: Array) -> Array:
+    return np.where(x > 0, 1.0, LEAKY_RELU_SLOPE)
+
+
+def _leaky_inverse(y: Array) -> Array:
+    return np.where(y > 0, y, y / LEAKY_RELU_SLOPE)
+
+
+def _softplus(x: Array) -> Array:
+    return np.logaddexp(0.0, x)
+
+
+def _softplus_inverse(y: Array) -> Array:
+    # log(e^y - 1) written stably for large y: y + log(1 - e^{-y}).
+    return y + np.log(-np.expm1(-y))
+
+
+def _tanh_prime(x: Array) -> Array:
+    t = np.tanh(x)
+    return 1.0 - t * t
+
+
+def _identity(x: Array) -> Array:
+    return np.asarray(x, dtype=np.float64) * 1.0
+
+
+def _one(x: Array) -> Array:
+    return np.ones_like(np.asarray(x, dtype=np.float64))
+
+
+def _smooth_relu(width: float) -> tuple[ScalarMap, ScalarMap, ScalarMap]:
+    w = float(width)
+
+    def value(x: Array) -> Array:
+        x = np.asarray(x, dtype=np.float64)
+        middle = (x + w) ** 2 / (4.0 * w)
+        return np.where(x >= w, x, np.where(x > -w, middle, 0.0))
+
+    def derivative(x: Array) -> Array:
+        x = np.asarray(x, dtype=np.float64)
+        return np.clip((x + w) / (2.0 * w), 0.0, 1.0)
+
+    def inverse(y: Array) -> Array:
+        y = np.asarray(y, dtype=np.float64)
+        return np.where(y >= w, y, 2.0 * np.sqrt(w * np.maximum(y, 0.0)) - w)
+
+    return value, derivative, inverse
+
+
+_INF = float("inf")
+
+
+def _build(name: str, width: float) -> Activation:
+    if name == "relu":
+        return Activation("relu", _relu, _relu_prime, _identity, (0.0, _INF), True)
+    if name == "leaky_relu":
+        return Activation("leaky_relu", _leaky, _leaky_prime, _leaky_inverse, (-_INF, _INF), True)
+    if name == "softplus":
+        return Activation("softplus", _softplus, expit, _softplus_inverse, (0.0, _INF), True)
+    if name == "tanh":
+        return Activation("tanh", np.tanh, _tanh_prime, np.arctanh, (-1.0, 1.0), False)
+    if name == "smooth_relu":
+        value, derivative, inverse = _smooth_relu(width)
+        return Activation("smooth_relu", value, derivative, inverse, (0.0, _INF), True, (("width", float(width)),))
+    if name == "identity":
+        return Activation("identity", _identity, _one, _identity, (-_INF, _INF), False)
+    raise AssertionError(name)  # unreachable: names are checked by `activation`
+
+
+ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "softplus", "tanh", "smooth_relu", "identity")
+"""Names accepted by :func:`activation`."""
+
+
+def activation(name: str | Activation, *, width: float = SMOOTH_RELU_WIDTH) -> Activation:
+    """Look up an activation by name.
+
+    Parameters
+    ----------
+    name
+        One of :data:`ACTIVATIONS`, or an :class:`Activation` (returned unchanged).
+    width
+        Mollification half-width ``w > 0`` of ``smooth_relu`` (ignored by the others).
+
+    Returns
+    -------
+    Activation
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or a non-positive ``width``.
+
+    Examples
+    --------
+    >>> import numpy as np, zlnotes as zl
+    >>> zl.activation("smooth_relu").derivative(np.array([-2.0, 0.0, 2.0]))
+    array([0. , 0.5, 1. ])
+    """
+    if isinstance(name, Activation):
+        return name
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {name!r}")
+    if not (isinstance(width, (int, float)) and np.isfinite(width) and width > 0):
+        raise ValueError(f"width of smooth_relu must be a finite number > 0; got {width!r}")
+    return _build(name, width)

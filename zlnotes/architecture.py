@@ -1,0 +1,250 @@
+"""Fully connected networks: their architecture, parameters and forward pass.
+
+Conventions (``MATH.md`` §1). A network with ``L`` hidden layers of widths
+``M_1, …, M_L`` maps ``x ∈ ℝ^{M_0}`` to ``f(x) ∈ ℝ^Q`` by
+
+    a_0 = x,   a_ℓ = σ(W_ℓ a_{ℓ−1} + b_ℓ)  (ℓ = 1..L),   f(x) = W_{L+1} a_L + b_{L+1},
+
+with ``W_ℓ ∈ ℝ^{M_ℓ × M_{ℓ−1}}``. In code the samples are the *rows* of
+``X ∈ ℝ^{N × M_0}``, so layer ℓ computes ``Z_ℓ = A_{ℓ−1} W_ℓᵀ + 1 b_ℓᵀ``.
+The flat parameter vector is ``Z = [vec W_1, b_1, …, vec W_{L+1}, b_{L+1}]`` with ``vec``
+row-major, of length ``K = Σ_ℓ M_ℓ (M_{ℓ−1} + 1)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .activations import Activation, activation as lookup_activation
+from .validation import as_generator, as_matrix, as_vector, positive_int
+
+__all__ = ["Architecture", "Network"]
+
+Array = NDArray[np.float64]
+
+
+@dataclass(frozen=True, init=False)
+class Architecture:
+    """The shape of a fully connected network.
+
+    Parameters
+    ----------
+    input_dim
+        ``M_0 = M``, the dimension of one input.
+    hidden
+        Hidden widths ``(M_1, …, M_L)``; empty for an affine model.
+    output_dim
+        ``Q``, the dimension of one output.
+    activation
+        An activation name (see :data:`zlnotes.ACTIVATIONS`) or an :class:`Activation`.
+
+    Attributes
+    ----------
+    activation : str
+        The activation's name; the function itself is :attr:`sigma`.
+    num_params : int
+        ``K``, the number of weights and biases.
+
+    Examples
+    --------
+    >>> import zlnotes as zl
+    >>> arch = zl.Architecture(3, (5, 5), 2, "tanh")
+    >>> arch.num_params, arch.output_size(10)
+    (62, 20)
+    """
+
+    input_dim: int
+    hidden: tuple[int, ...]
+    output_dim: int
+    activation: str
+    sigma: Activation
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden: Sequence[int] | int,
+        output_dim: int,
+        activation: str | Activation = "relu",
+    ) -> None:
+        input_dim = positive_int("input_dim", input_dim)
+        output_dim = positive_int("output_dim", output_dim)
+        if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
+            hidden = (hidden,)
+        try:
+            widths = tuple(hidden)
+        except TypeError:
+            raise ValueError(f"hidden must be a sequence of widths; got {hidden!r}") from None
+        widths = tuple(positive_int(f"hidden[{i}]", w) for i, w in enumerate(widths))
+        sigma = lookup_activation(activation)
+        object.__setattr__(self, "input_dim", input_dim)
+        object.__setattr__(self, "hidden", widths)
+        object.__setattr__(self, "output_dim", output_dim)
+        object.__setattr__(self, "activation", sigma.name)
+        object.__setattr__(self, "sigma", sigma)
+
+    @property
+    def depth(self) -> int:
+        """``L``, the number of hidden layers."""
+        return len(self.hidden)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """``(M_0, M_1, …, M_L, Q)``."""
+        return (self.input_dim, *self.hidden, self.output_dim)
+
+    @property
+    def layer_shapes(self) -> tuple[tuple[int, int], ...]:
+        """Shapes ``(M_ℓ, M_{ℓ−1})`` of ``W_1, …, W_{L+1}``."""
+        w = self.widths
+        return tuple((w[i + 1], w[i]) for i in range(len(w) - 1))
+
+    @property
+    def num_params(self) -> int:
+        """``K = Σ_ℓ M_ℓ (M_{ℓ−1} + 1)``."""
+        return sum(out * (inp + 1) for out, inp in self.layer_shapes)
+
+    def output_size(self, n_samples: int) -> int:
+        """``Q·N``, the length of the stacked output vector for ``N`` samples."""
+        return self.output_dim * positive_int("n_samples", n_samples)
+
+    def param_offsets(self) -> tuple[tuple[slice, slice], ...]:
+        """Slices of the flat vector holding ``vec W_ℓ`` and ``b_ℓ``, for ℓ = 1..L+1."""
+        slices = []
+        start = 0
+        for out, inp in self.layer_shapes:
+            w = slice(start, start + out * inp)
+            b = slice(w.stop, w.stop + out)
+            slices.append((w, b))
+            start = b.stop
+        return tuple(slices)
+
+
+class Network:
+    """Weights and biases of one :class:`Architecture`.
+
+    Parameters
+    ----------
+    arch
+        The architecture.
+    weights, biases
+        ``W_1, …, W_{L+1}`` (shapes ``arch.layer_shapes``) and ``b_1, …, b_{L+1}``.
+        They are copied; a network never changes after construction.
+    """
+
+    __slots__ = ("arch", "weights", "biases")
+
+    def __init__(self, arch: Architecture, weights: Sequence[ArrayLike], biases: Sequence[ArrayLike]) -> None:
+        if not isinstance(arch, Architecture):
+            raise ValueError(f"arch must be an Architecture; got {type(arch).__name__}")
+        shapes = arch.layer_shapes
+        if len(weights) != len(shapes) or len(biases) != len(shapes):
+            raise ValueError(
+                f"weights and biases must each hold {len(shapes)} arrays (L + 1 layers); "
+                f"got {len(weights)} weights and {len(biases)} biases"
+            )
+        ws, bs = [], []
+        for i, ((out, inp), w, b) in enumerate(zip(shapes, weights, biases), start=1):
+            w = as_matrix(f"weights[{i - 1}] (W_{i})", w, rows=out, cols=inp).copy()
+            b = as_vector(f"biases[{i - 1}] (b_{i})", b, length=out).copy()
+            w.flags.writeable = False
+            b.flags.writeable = False
+            ws.append(w)
+            bs.append(b)
+        self.arch = arch
+        self.weights: tuple[Array, ...] = tuple(ws)
+        self.biases: tuple[Array, ...] = tuple(bs)
+
+    def __repr__(self) -> str:
+        a = self.arch
+        return f"Network({a.input_dim} -> {list(a.hidden)} -> {a.output_dim}, {a.activation}, K={a.num_params})"
+
+    @classmethod
+    def init(
+        cls,
+        arch: Architecture,
+        rng: np.random.Generator | int,
+        *,
+        weight_gain: float | None = None,
+        bias_std: float = 0.1,
+    ) -> "Network":
+        """Random initialisation.
+
+        ``W_ℓ`` has i.i.d. ``N(0, gain² / M_{ℓ−1})`` entries and ``b_ℓ`` i.i.d.
+        ``N(0, bias_std²)`` entries.
+
+        Parameters
+        ----------
+        arch
+            The architecture.
+        rng
+            A :class:`numpy.random.Generator` or an integer seed.
+        weight_gain
+            Default ``√2`` for ``relu``, ``leaky_relu`` and ``smooth_relu`` (He), else 1 (LeCun).
+        bias_std
+            Standard deviation of the biases (≥ 0).
+        """
+        if not isinstance(arch, Architecture):
+            raise ValueError(f"arch must be an Architecture; got {type(arch).__name__}")
+        gen = as_generator(rng)
+        if weight_gain is None:
+            weight_gain = np.sqrt(2.0) if arch.activation in ("relu", "leaky_relu", "smooth_relu") else 1.0
+        if not (np.isfinite(weight_gain) and weight_gain > 0):
+            raise ValueError(f"weight_gain must be a finite number > 0; got {weight_gain!r}")
+        if not (np.isfinite(bias_std) and bias_std >= 0):
+            raise ValueError(f"bias_std must be a finite number >= 0; got {bias_std!r}")
+        weights, biases = [], []
+        for out, inp in arch.layer_shapes:
+            weights.append(gen.standard_normal((out, inp)) * (weight_gain / np.sqrt(inp)))
+            biases.append(gen.standard_normal(out) * bias_std)
+        return cls(arch, weights, biases)
+
+    @classmethod
+    def from_flat(cls, arch: Architecture, Z: ArrayLike) -> "Network":
+        """The network whose flat parameter vector is ``Z`` (length ``arch.num_params``)."""
+        if not isinstance(arch, Architecture):
+            raise ValueError(f"arch must be an Architecture; got {type(arch).__name__}")
+        Z = as_vector("Z (flat parameters)", Z, length=arch.num_params)
+        weights, biases = [], []
+        for (out, inp), (ws, bs) in zip(arch.layer_shapes, arch.param_offsets()):
+            weights.append(Z[ws].reshape(out, inp))
+            biases.append(Z[bs])
+        return cls(arch, weights, biases)
+
+    def flat(self) -> Array:
+        """The flat parameter vector ``Z = [vec W_1, b_1, …, vec W_{L+1}, b_{L+1}]`` (row-major)."""
+        return np.concatenate([p for w, b in zip(self.weights, self.biases) for p in (w.ravel(), b)])
+
+    def check_inputs(self, X: ArrayLike) -> Array:
+        """``X`` as a finite float64 ``(N, input_dim)`` matrix, or ``ValueError``."""
+        return as_matrix("X", X, cols=self.arch.input_dim, cols_label="input_dim")
+
+    def pre_and_post_activations(self, X: ArrayLike) -> tuple[list[Array], list[Array]]:
+        """All ``Z_ℓ`` (ℓ = 1..L) and all ``A_ℓ`` (ℓ = 0..L, ``A_0 = X``)."""
+        A = self.check_inputs(X)
+        sigma = self.arch.sigma
+        pre, post = [], [A]
+        for W, b in zip(self.weights[:-1], self.biases[:-1]):
+            Zl = A @ W.T
+            Zl += b
+            A = sigma.value(Zl)
+            pre.append(Zl)
+            post.append(A)
+        return pre, post
+
+    def hidden(self, X: ArrayLike) -> list[Array]:
+        """The hidden layers' activations ``[A_1, …, A_L]``, each of shape ``(N, M_ℓ)``."""
+        return self.pre_and_post_activations(X)[1][1:]
+
+    def forward(self, X: ArrayLike) -> Array:
+        """Outputs ``F`` of shape ``(N, Q)``; ``F.ravel()`` is the stacked vector ``x[Z]`` (sample-major)."""
+        A = self.check_inputs(X)
+        sigma = self.arch.sigma
+        for W, b in zip(self.weights[:-1], self.biases[:-1]):
+            A = A @ W.T
+            A += b
+            A = sigma.value(A)
+        return A @ self.weights[-1].T + self.biases[-1]
