@@ -7,6 +7,7 @@ flat parameter vector and the rows of the Jacobian follow the orderings of ``MAT
 from .activations import ACTIVATIONS, Activation, activation
 from .architecture import Architecture, Network
 from .cost import cost, cost_and_gradient, cost_gradient, output_gradient
+from .construction import zero_loss_minimizer
 from .data import Dataset, generic_data
 from .jacobian import backprop_factors, jacobian, jacobian_rank, ntk
 from .linalg import (
@@ -18,6 +19,7 @@ from .linalg import (
     range_projector,
     singular_values,
 )
+from .training import History, gradient_descent
 
 __version__ = "0.1.0"
 
@@ -26,6 +28,7 @@ __all__ = [
     "Activation",
     "Architecture",
     "Dataset",
+    "History",
     "Network",
     "RangeProjector",
     "activation",
@@ -35,6 +38,7 @@ __all__ = [
     "cost_gradient",
     "face_split",
     "generic_data",
+    "gradient_descent",
     "gram_rank",
     "gram_rtol",
     "jacobian",
@@ -44,4 +48,5 @@ __all__ = [
     "output_gradient",
     "range_projector",
     "singular_values",
+    "zero_loss_minimizer",
 ]

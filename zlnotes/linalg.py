@@ -36,6 +36,7 @@ __all__ = [
     "gram_rtol",
     "numerical_rank",
     "gram_rank",
+    "rank_from_gram_eigenvalues",
     "RangeProjector",
     "range_projector",
 ]
@@ -131,10 +132,19 @@ def gram_rank(G: ArrayLike, rtol: float | None = None) -> int:
     if G.shape[0] != G.shape[1]:
         raise ValueError(f"G must be square; got shape {G.shape}")
     tol = _check_rtol(rtol, gram_rtol(G.shape[0]), floor=gram_rtol(G.shape[0]))
-    lam = np.linalg.eigvalsh(G)
-    if lam[-1] <= 0.0:
+    return rank_from_gram_eigenvalues(np.linalg.eigvalsh(G), tol)
+
+
+def rank_from_gram_eigenvalues(eigenvalues: ArrayLike, rtol: float) -> int:
+    """``#{λ_i > rtol² · λ_max}``: the rank of ``A`` from the eigenvalues of ``A Aᵀ``.
+
+    ``rtol`` is relative to the largest singular value of ``A`` (see :func:`gram_rank`).
+    """
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    top = float(lam.max()) if lam.size else 0.0
+    if top <= 0.0:
         return 0
-    return int(np.count_nonzero(lam > (tol * tol) * lam[-1]))
+    return int(np.count_nonzero(lam > (rtol * rtol) * top))
 
 
 class RangeProjector(NamedTuple):

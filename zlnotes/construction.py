@@ -1,0 +1,200 @@
+"""Explicit zero-loss minimizers for overparametrized networks ([ZL] Theorems 2.1 and 2.2).
+
+Both constructions choose the hidden layers so that every layer acts on the ``N`` training
+points as an injective map that keeps them affinely independent, and then solve the
+output layer exactly:
+
+* **positive-sector shift** (Theorem 2.2; ReLU-like σ, a diffeomorphism on its positive
+  sector): take any full-rank ``W_ℓ`` and a bias ``b_ℓ = β_ℓ·(1, …, 1)`` with ``β_ℓ`` so large
+  that every pre-activation lies in the sector where σ is invertible (for ``relu``,
+  ``leaky_relu`` and ``smooth_relu`` the sector where σ is the identity). Each layer is then an
+  invertible affine map of the data. The free choice of ``W_ℓ`` and ``β_ℓ`` makes the minimum
+  *degenerate*.
+* **small-box pull-back** (Theorem 2.1; any σ that is a local diffeomorphism near a point
+  ``p``): ``W_ℓ = ε_ℓ E_ℓ``, ``b_ℓ = p·1 − ε_ℓ E_ℓ m_ℓ`` with ``m_ℓ`` the centre of the current
+  points, so that all pre-activations lie in the box ``[p − r, p + r]^M`` where σ' stays
+  away from zero.
+
+The output layer solves ``[A_L 1] [W_{L+1} b_{L+1}]ᵀ = Y`` by the minimal-norm
+least-squares solution (eq. 12/13 and 24 of [ZL]); it is exact when ``[A_L 1]`` has rank
+``N``, which needs ``N ≤ width + 1`` and affinely independent inputs, ``rank [X 1] = N``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .activations import Activation, activation as lookup_activation
+from .architecture import Architecture, Network
+from .validation import as_generator, as_matrix, nonnegative_int, positive_int
+
+__all__ = ["zero_loss_minimizer", "diffeomorphism_box", "SHIFT_MARGIN"]
+
+Array = NDArray[np.float64]
+
+SHIFT_MARGIN = 1.0
+"""How far inside the invertible sector the shift puts the smallest pre-activation."""
+
+
+def diffeomorphism_box(sigma: Activation) -> tuple[float, float]:
+    """A point ``p`` where σ is a local diffeomorphism and a radius ``r`` around it.
+
+    On a grid of ``[−4, 4]``, take the longest interval on which ``|σ'|`` stays above half its
+    maximum; ``p`` is its midpoint and ``r`` its half-length, capped at 1. For ``tanh`` this is
+    ``p = 0``, ``r ≈ 0.88``; for ``relu`` it is ``p = 2``, ``r = 1`` (inside the linear piece).
+    """
+    grid = np.linspace(-4.0, 4.0, 1601)
+    d = np.abs(sigma.derivative(grid))
+    if d.max() == 0.0:
+        raise ValueError(f"activation {sigma.name!r} has σ' = 0 on [-4, 4]: it is a local diffeomorphism nowhere there")
+    good = np.concatenate([[False], d >= 0.5 * d.max(), [False]])
+    edges = np.flatnonzero(np.diff(good.astype(np.int8)))
+    starts, stops = edges[::2], edges[1::2] - 1  # inclusive runs of good grid points
+    longest = int(np.argmax(stops - starts))
+    lo, hi = grid[starts[longest]], grid[stops[longest]]
+    radius = min(0.5 * (hi - lo), 1.0)
+    if radius <= 0.0:
+        raise ValueError(f"activation {sigma.name!r}: σ' varies too fast for the small-box construction")
+    return float(0.5 * (lo + hi)), float(radius)
+
+
+def _affine_rank(A: Array) -> int:
+    """Rank of ``[A 1]`` with the SVD tolerance rule of :func:`zlnotes.numerical_rank`."""
+    B = np.hstack([A, np.ones((A.shape[0], 1))])
+    s = np.linalg.svd(B, compute_uv=False)
+    return int(np.count_nonzero(s > max(B.shape) * np.finfo(float).eps * s[0]))
+
+
+def _embedding(X: Array, width: int) -> Array:
+    """A ``width × M`` matrix that keeps the points' affine hull: ``[I; 0]`` if ``width ≥ M``,
+    otherwise the top right singular vectors of the centred data."""
+    M = X.shape[1]
+    if width >= M:
+        return np.eye(width, M)
+    _, _, Vt = np.linalg.svd(X - X.mean(axis=0), full_matrices=True)
+    return Vt[:width]
+
+
+def _random_full_rank(gen: np.random.Generator, rows: int, cols: int) -> Array:
+    """A random ``rows × cols`` matrix with orthonormal rows or columns (Haar-distributed).
+
+    Any full-rank matrix works in theory; orthonormal ones keep every layer perfectly
+    conditioned, so that deep constructions stay exact to rounding.
+    """
+    G = gen.standard_normal((max(rows, cols), min(rows, cols)))
+    Qm, R = np.linalg.qr(G)
+    Qm = Qm * np.sign(np.diag(R))  # the sign fix makes the distribution Haar
+    return Qm if rows >= cols else Qm.T
+
+
+def zero_loss_minimizer(
+    X: ArrayLike,
+    Y: ArrayLike,
+    *,
+    depth: int,
+    width: int,
+    activation: str | Activation,
+    rng: np.random.Generator | int | None = None,
+    method: Literal["auto", "shift", "box"] = "auto",
+) -> Network:
+    """A network with ``depth`` hidden layers of ``width`` that fits ``Y`` exactly.
+
+    Parameters
+    ----------
+    X : array_like, shape (N, M)
+        Training inputs (rows). Must be affinely independent: ``rank [X 1] = N``.
+    Y : array_like, shape (N, Q)
+        Targets.
+    depth
+        ``L ≥ 0`` hidden layers (0 gives an affine model).
+    width
+        Hidden width ``M_ℓ``; must satisfy ``N ≤ width + 1``.
+    activation
+        Name or :class:`Activation`.
+    rng
+        ``None`` for the deterministic choice (``W_1`` an embedding of the data's affine hull,
+        ``W_ℓ = I`` after it); a generator or seed for random full-rank weights — each seed
+        gives a different zero-loss minimizer (the degeneracy of Theorem 2.2).
+    method
+        ``"shift"`` (Theorem 2.2, ReLU-like activations only), ``"box"`` (Theorem 2.1), or
+        ``"auto"``: shift for ReLU-like activations, box otherwise.
+
+    Returns
+    -------
+    Network
+        Its cost on ``(X, Y)`` is zero up to rounding.
+
+    Raises
+    ------
+    ValueError
+        If ``N > width + 1``, if the inputs are not affinely independent, if ``method`` does
+        not apply to ``activation``, or on malformed input.
+    """
+    X = as_matrix("X", X)
+    N, M = X.shape
+    Y = as_matrix("Y", Y, rows=N)
+    depth = nonnegative_int("depth", depth)
+    width = positive_int("width", width)
+    sigma = lookup_activation(activation)
+    if method not in ("auto", "shift", "box"):
+        raise ValueError(f"method must be 'auto', 'shift' or 'box'; got {method!r}")
+    if method == "auto":
+        method = "shift" if sigma.positive_sector else "box"
+    if method == "shift" and not sigma.positive_sector:
+        raise ValueError(f"method='shift' needs a ReLU-like activation (relu, leaky_relu, softplus, smooth_relu); got {sigma.name!r}")
+    last_width = width if depth > 0 else M
+    if N > last_width + 1:
+        what = f"width + 1 = {width + 1}" if depth > 0 else f"input_dim + 1 = {M + 1} (depth 0 is an affine model)"
+        raise ValueError(
+            f"width: the construction needs N <= {what}, because the output layer must solve "
+            f"[A_L 1] Θ = Y exactly for N = {N} samples"
+        )
+    rank = _affine_rank(X)
+    if rank < N:
+        raise ValueError(
+            f"X: the construction needs affinely independent samples, rank [X 1] = N = {N}; got rank {rank}"
+            + (f" (impossible with N > input_dim + 1 = {M + 1})" if N > M + 1 else "")
+        )
+    gen = as_generator(rng) if rng is not None else None
+
+    weights: list[Array] = []
+    biases: list[Array] = []
+    A = X
+    if method == "box":
+        p, radius = diffeomorphism_box(sigma)
+    for ell in range(1, depth + 1):
+        fan_in = A.shape[1]
+        if gen is not None:
+            E = _random_full_rank(gen, width, fan_in)
+        else:
+            E = _embedding(A, width) if ell == 1 else np.eye(width)
+        if method == "shift":
+            Zl = A @ E.T
+            lo = 0.0 if sigma.name != "smooth_relu" else dict(sigma.params)["width"]
+            beta = lo + SHIFT_MARGIN - Zl.min()  # every pre-activation >= lo + margin
+            W, b = E, np.full(width, beta)
+        else:
+            centre = 0.5 * (A.max(axis=0) + A.min(axis=0))
+            spread = np.abs((A - centre) @ E.T).max()
+            eps = radius / spread if spread > 0 else 1.0
+            W, b = eps * E, p - eps * (E @ centre)
+        Zl = A @ W.T + b
+        A = sigma.value(Zl)
+        if _affine_rank(A) < N:
+            raise ValueError(
+                f"X: the samples are not generic enough: hidden layer {ell} of the {method} construction "
+                f"maps them to affinely dependent points"
+            )
+        weights.append(W)
+        biases.append(b)
+
+    features = np.hstack([A, np.ones((N, 1))])
+    theta = np.linalg.lstsq(features, Y, rcond=None)[0]  # minimal-norm exact solution, (width + 1) × Q
+    theta += np.linalg.lstsq(features, Y - features @ theta, rcond=None)[0]  # one step of iterative refinement
+    weights.append(theta[:-1].T)
+    biases.append(theta[-1])
+    arch = Architecture(M, (width,) * depth, Y.shape[1], sigma)
+    return Network(arch, weights, biases)
