@@ -7,6 +7,7 @@ flat parameter vector and the rows of the Jacobian follow the orderings of ``MAT
 from .activations import ACTIVATIONS, Activation, activation
 from .architecture import Architecture, Network
 from .cost import cost, cost_and_gradient, cost_gradient, output_gradient
+from .clustered import ClusterGeometry, cluster_geometry, clustered_data, clustered_minimizer
 from .construction import zero_loss_minimizer
 from .data import Dataset, generic_data
 from .jacobian import backprop_factors, jacobian, jacobian_rank, ntk
@@ -19,7 +20,7 @@ from .linalg import (
     range_projector,
     singular_values,
 )
-from .training import History, gradient_descent
+from .training import History, StationaryPoint, gradient_descent, stationary_point
 
 __version__ = "0.1.0"
 
@@ -27,12 +28,17 @@ __all__ = [
     "ACTIVATIONS",
     "Activation",
     "Architecture",
+    "ClusterGeometry",
     "Dataset",
     "History",
     "Network",
     "RangeProjector",
+    "StationaryPoint",
     "activation",
     "backprop_factors",
+    "cluster_geometry",
+    "clustered_data",
+    "clustered_minimizer",
     "cost",
     "cost_and_gradient",
     "cost_gradient",
@@ -48,5 +54,6 @@ __all__ = [
     "output_gradient",
     "range_projector",
     "singular_values",
+    "stationary_point",
     "zero_loss_minimizer",
 ]

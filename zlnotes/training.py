@@ -14,7 +14,7 @@ from .jacobian import ntk
 from .linalg import gram_rtol, rank_from_gram_eigenvalues
 from .validation import as_matrix, nonnegative_int
 
-__all__ = ["History", "gradient_descent"]
+__all__ = ["History", "StationaryPoint", "gradient_descent", "stationary_point"]
 
 Array = NDArray[np.float64]
 Status = Literal["max_steps", "target_reached", "diverged"]
@@ -162,3 +162,102 @@ def gradient_descent(
         status=status,
     )
     return current, history
+
+
+@dataclass(frozen=True)
+class StationaryPoint:
+    """Outcome of :func:`stationary_point`.
+
+    Attributes
+    ----------
+    net
+        The network at the end.
+    cost, grad_norm
+        ``C`` and ``|∇_Z C|`` there.
+    initial_grad_norm
+        ``|∇_Z C|`` at the start.
+    converged
+        Whether ``grad_norm ≤ rel_grad_tol · initial_grad_norm``.
+    gd_history
+        The gradient-descent phase.
+    lbfgs_iterations
+        Iterations of the quasi-Newton polish, summed over restarts.
+    """
+
+    net: Network
+    cost: float
+    grad_norm: float
+    initial_grad_norm: float
+    converged: bool
+    gd_history: History
+    lbfgs_iterations: int
+
+
+def stationary_point(
+    net: Network,
+    X: ArrayLike,
+    Y: ArrayLike,
+    *,
+    lr: float,
+    gd_steps: int,
+    rel_grad_tol: float = 1e-9,
+    max_iterations: int = 20000,
+    restarts: int = 5,
+) -> StationaryPoint:
+    """Bring a network to a stationary point of the cost: gradient descent, then L-BFGS.
+
+    Gradient descent (:func:`gradient_descent`) moves into a basin; the quasi-Newton polish
+    (:func:`scipy.optimize.minimize` with ``L-BFGS-B`` and :func:`zlnotes.cost_and_gradient`)
+    then drives ``|∇_Z C|`` below ``rel_grad_tol · |∇_Z C(Z_0)|``. L-BFGS-B stops on the
+    largest gradient entry, so it is given ``gtol = rel_grad_tol · |∇_Z C(Z_0)| / √K``, which
+    implies the bound on the Euclidean norm. It is restarted from its last point (with a fresh
+    curvature memory) when its line search stalls, up to ``restarts`` times.
+
+    Parameters
+    ----------
+    net, X, Y
+        Starting network and training data.
+    lr, gd_steps
+        Step size and number of steps of the gradient-descent phase (``gd_steps`` may be 0).
+    rel_grad_tol
+        Target ``|∇_Z C| / |∇_Z C(Z_0)|``.
+    max_iterations
+        Iteration budget of each L-BFGS run.
+    restarts
+        How many times L-BFGS may be restarted.
+
+    Returns
+    -------
+    StationaryPoint
+    """
+    from scipy.optimize import minimize
+
+    if not (np.isfinite(rel_grad_tol) and 0 < rel_grad_tol < 1):
+        raise ValueError(f"rel_grad_tol must be a number in (0, 1); got {rel_grad_tol!r}")
+    max_iterations = nonnegative_int("max_iterations", max_iterations)
+    restarts = nonnegative_int("restarts", restarts)
+    X = net.check_inputs(X)
+    g0 = float(np.linalg.norm(cost_and_gradient(net, X, Y)[1]))
+    current, history = gradient_descent(net, X, Y, lr, gd_steps)
+    arch = net.arch
+    target = rel_grad_tol * g0
+
+    def fun(Z: Array) -> tuple[float, Array]:
+        return cost_and_gradient(Network.from_flat(arch, Z), X, Y)
+
+    iterations = 0
+    Z = current.flat()
+    c, g = fun(Z)
+    for _ in range(restarts + 1):
+        if np.linalg.norm(g) <= target or max_iterations == 0:
+            break
+        result = minimize(
+            fun, Z, jac=True, method="L-BFGS-B",
+            options={"gtol": target / np.sqrt(arch.num_params), "ftol": 0.0, "maxiter": max_iterations, "maxcor": 30},
+        )
+        iterations += int(result.nit)
+        Z = result.x
+        c, g = fun(Z)
+    final = Network.from_flat(arch, Z)
+    gn = float(np.linalg.norm(g))
+    return StationaryPoint(final, float(c), gn, g0, gn <= target, history, iterations)

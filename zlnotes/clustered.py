@@ -1,0 +1,253 @@
+"""Clustered data and the truncation construction of zero-loss minimizers with K < QN.
+
+Reconstructed from [CM-deep] and [CM-seq] (see ``MATH.md`` §4). With input dimension ``M``
+and ``C ≤ M + 1`` classes whose means are affinely independent, a ReLU network with
+``L = C`` hidden layers of width ``M`` fits every point of class ``ℓ`` to its target ``y_ℓ``
+exactly, however many points there are: hidden layer ℓ collapses class ℓ onto an apex point.
+
+Truncation map: ``τ_{W,b}(x) = W⁻¹(σ(Wx + b) − b)``. With cumulative parameters
+``W^(ℓ) = W_ℓ W^(ℓ−1)``, ``b^(ℓ) = W_ℓ b^(ℓ−1) + b_ℓ``, hidden layer ℓ equals
+``W^(ℓ) (τ_ℓ ∘ … ∘ τ_1)(x) + b^(ℓ)``. Step ℓ uses ``W^(ℓ) = 1 nᵀ + η I`` and
+``b^(ℓ) = −W^(ℓ) p_ℓ``: τ sends points with ``W(x − p) ≤ 0`` to ``p`` and fixes points with
+``W(x − p) ≥ 0``. The sufficient condition: with ``h = min_ℓ dist(m_ℓ, aff{m_k : k ≠ ℓ})``,
+``n_ℓ`` the unit vector from ``m_ℓ`` toward that hull and apex ``p_ℓ = m_ℓ + (h/3) n_ℓ``,
+every point lies within ``δ < h/3`` of its class mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .architecture import Architecture, Network
+from .data import Dataset
+from .validation import as_generator, as_matrix, positive_int
+
+__all__ = ["ClusterGeometry", "cluster_geometry", "clustered_data", "clustered_minimizer"]
+
+Array = NDArray[np.float64]
+
+
+def clustered_data(
+    n_per_class: int,
+    n_classes: int,
+    input_dim: int,
+    output_dim: int | None = None,
+    *,
+    radius: float,
+    rng: np.random.Generator | int,
+    separation: float = 1.0,
+) -> Dataset:
+    """Points in balls of a given radius around affinely independent class means.
+
+    Parameters
+    ----------
+    n_per_class
+        Points per class.
+    n_classes
+        ``C ≤ input_dim + 1``.
+    input_dim
+        ``M``.
+    output_dim
+        ``Q`` (default ``C``): targets are ``y_ℓ = e_ℓ`` (one-hot) when ``Q = C``, otherwise
+        ``C`` Gaussian label vectors (linearly independent with probability one if ``C ≤ Q``).
+    radius
+        ``δ ≥ 0``: every point lies within ``δ`` of its class's generating mean (uniform in the ball).
+    rng
+        Generator or seed.
+    separation
+        Scale of the means, drawn ``N(0, separation² I)``.
+
+    Returns
+    -------
+    Dataset
+        Samples ordered class by class; ``labels`` in ``0..C−1``.
+    """
+    n = positive_int("n_per_class", n_per_class)
+    C = positive_int("n_classes", n_classes)
+    M = positive_int("input_dim", input_dim)
+    Q = C if output_dim is None else positive_int("output_dim", output_dim)
+    if C > M + 1:
+        raise ValueError(f"n_classes must be <= input_dim + 1 = {M + 1} (affinely independent means); got {C}")
+    if not (np.isfinite(radius) and radius >= 0):
+        raise ValueError(f"radius must be a finite number >= 0; got {radius!r}")
+    if not (np.isfinite(separation) and separation > 0):
+        raise ValueError(f"separation must be a finite number > 0; got {separation!r}")
+    gen = as_generator(rng)
+    means = gen.standard_normal((C, M)) * separation
+    directions = gen.standard_normal((C * n, M))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    radii = radius * gen.random(C * n) ** (1.0 / M)  # uniform in the ball
+    labels = np.repeat(np.arange(C), n)
+    X = means[labels] + directions * radii[:, None]
+    label_vectors = np.eye(C) if Q == C else gen.standard_normal((C, Q))
+    return Dataset(X, label_vectors[labels], labels.astype(np.int64), label_vectors)
+
+
+@dataclass(frozen=True)
+class ClusterGeometry:
+    """The quantities of the sufficient condition, measured on the data.
+
+    Attributes
+    ----------
+    means : (C, M)
+        Class means ``m_ℓ``.
+    normals : (C, M)
+        Unit vectors ``n_ℓ`` from ``m_ℓ`` toward ``aff{m_k : k ≠ ℓ}``.
+    distances : (C,)
+        ``dist(m_ℓ, aff{m_k : k ≠ ℓ})``.
+    h : float
+        ``min_ℓ distances[ℓ]``.
+    delta : float
+        Cluster radius: the largest distance of a point from its class mean.
+    apexes : (C, M)
+        ``p_ℓ = m_ℓ + (h/3) n_ℓ``.
+    """
+
+    means: Array
+    normals: Array
+    distances: Array
+    h: float
+    delta: float
+    apexes: Array
+
+    @property
+    def satisfied(self) -> bool:
+        """Whether the sufficient condition ``δ < h/3`` holds."""
+        return bool(self.delta < self.h / 3)
+
+
+def _check_labels(X: Array, labels: ArrayLike) -> tuple[NDArray[np.int64], int]:
+    lab = np.asarray(labels)
+    if lab.shape != (X.shape[0],) or not np.issubdtype(lab.dtype, np.integer):
+        raise ValueError(f"labels must be an integer array of shape ({X.shape[0]},) (one class per sample); got {lab.dtype} {lab.shape}")
+    C = int(lab.max()) + 1 if lab.size else 0
+    if lab.min() < 0 or np.any(np.bincount(lab, minlength=C) == 0):
+        raise ValueError(f"labels must use every class 0..C-1 at least once (C = {C}); got classes {sorted(set(lab.tolist()))}")
+    return lab.astype(np.int64), C
+
+
+def cluster_geometry(X: ArrayLike, labels: ArrayLike) -> ClusterGeometry:
+    """Measure the class means, their separation ``h`` and the cluster radius ``δ``.
+
+    Raises
+    ------
+    ValueError
+        If there are more than ``M + 1`` classes or the class means are affinely dependent.
+    """
+    X = as_matrix("X", X)
+    lab, C = _check_labels(X, labels)
+    M = X.shape[1]
+    if C > M + 1:
+        raise ValueError(f"labels: at most input_dim + 1 = {M + 1} classes can have affinely independent means; got {C}")
+    means = np.stack([X[lab == c].mean(axis=0) for c in range(C)])
+    normals = np.zeros_like(means)
+    distances = np.zeros(C)
+    for c in range(C):
+        others = np.delete(means, c, axis=0)
+        if C == 1:
+            raise ValueError("labels: the construction needs at least 2 classes")
+        base = others[0]
+        span = (others[1:] - base).T  # M × (C − 2)
+        offset = means[c] - base
+        if span.shape[1]:
+            coef = np.linalg.lstsq(span, offset, rcond=None)[0]
+            offset = offset - span @ coef  # component orthogonal to the other means' affine hull
+        dist = float(np.linalg.norm(offset))
+        scale = float(np.abs(means).max()) or 1.0
+        if dist <= 1e-10 * scale:
+            raise ValueError(f"X: the class means must be affinely independent; mean of class {c} lies in the affine hull of the others")
+        normals[c] = -offset / dist
+        distances[c] = dist
+    deltas = np.linalg.norm(X - means[lab], axis=1)
+    h = float(distances.min())
+    return ClusterGeometry(means, normals, distances, h, float(deltas.max()), means + (h / 3) * normals)
+
+
+def clustered_minimizer(
+    X: ArrayLike,
+    labels: ArrayLike,
+    targets: ArrayLike,
+    *,
+    strict: bool = True,
+) -> Network:
+    """The truncation construction: a ReLU network of ``C`` hidden layers of width ``M``.
+
+    Parameters
+    ----------
+    X : array_like, shape (N, M)
+        Inputs.
+    labels : array_like of int, shape (N,)
+        Class of each sample, ``0..C−1``, with ``2 ≤ C ≤ M + 1``.
+    targets : array_like, shape (C, Q)
+        One target vector per class.
+    strict
+        If ``True`` (default), refuse data that violate the sufficient condition ``δ < h/3``.
+        If ``False``, build the network anyway (the "best effort"): its cost is then usually
+        positive, because some class is not collapsed cleanly.
+
+    Returns
+    -------
+    Network
+        Architecture ``(M, (M,)*C, Q, "relu")``. Under the sufficient condition it maps every
+        sample of class ℓ exactly to ``targets[ℓ]``.
+
+    Raises
+    ------
+    ValueError
+        On overlapping classes (``δ ≥ h/3`` with ``strict``), affinely dependent means or
+        apexes, or malformed input.
+    """
+    X = as_matrix("X", X)
+    N, M = X.shape
+    geo = cluster_geometry(X, labels)
+    lab = np.asarray(labels, dtype=np.int64)
+    C = geo.means.shape[0]
+    T = as_matrix("targets", targets, rows=C)
+    if strict and not geo.satisfied:
+        raise ValueError(
+            f"X: the classes overlap too much for the truncation construction: cluster radius "
+            f"δ = {geo.delta:.3g} must be < h/3 = {geo.h / 3:.3g} (h = {geo.h:.3g} is the smallest distance "
+            f"of a class mean from the affine hull of the others)"
+        )
+    apex_matrix = np.vstack([geo.apexes.T, np.ones((1, C))])  # (M + 1) × C
+    if np.linalg.matrix_rank(apex_matrix) < C:
+        raise ValueError("X: the apexes p_l are affinely dependent; the output layer cannot separate the classes")
+
+    ones = np.ones(M)
+    cum_W, cum_b = np.eye(M), np.zeros(M)
+    points = X.copy()  # (τ_ℓ ∘ … ∘ τ_1)(x), updated step by step
+    weights, biases = [], []
+    for c in range(C):
+        n, p = geo.normals[c], geo.apexes[c]
+        side = (points - p) @ n  # negative for class c, positive for the rest
+        signed = np.where(lab == c, -side, side)
+        margin = float(signed.min())
+        spread = float(np.abs(points - p).max()) or 1.0
+        eta = 0.5 * margin / spread if margin > 0 else 0.5 * geo.h / 3 / spread
+        if abs(eta + n @ ones) < 1e-3 * eta:  # 1 nᵀ + η I would be singular
+            eta *= 0.5
+        W_c = np.outer(ones, n) + eta * np.eye(M)
+        b_c = -W_c @ p
+        pre = (points - p) @ W_c.T
+        points = np.linalg.solve(W_c, np.maximum(pre, 0.0).T).T + p  # τ: W⁻¹ σ(W(x − p)) + p
+        W_layer = W_c @ np.linalg.inv(cum_W)
+        weights.append(W_layer)
+        biases.append(b_c - W_layer @ cum_b)
+        cum_W, cum_b = W_c, b_c
+    # Output layer. In exact arithmetic every sample of class ℓ reaches the last hidden layer as
+    # W^(C) p_ℓ + b^(C), and [G g] = Y · pinv([p_1 … p_C; 1ᵀ]) maps the apexes to the targets.
+    # Solving [A_L 1] Θ = Y by least squares on the computed features gives an exact solution
+    # of the same system and also absorbs the rounding of the hidden layers.
+    A = X
+    for W, b in zip(weights, biases):
+        A = np.maximum(A @ W.T + b, 0.0)
+    features = np.hstack([A, np.ones((N, 1))])
+    Y = T[lab]
+    theta = np.linalg.lstsq(features, Y, rcond=None)[0]
+    theta += np.linalg.lstsq(features, Y - features @ theta, rcond=None)[0]  # iterative refinement
+    weights.append(theta[:M].T)
+    biases.append(theta[M])
+    return Network(Architecture(M, (M,) * C, T.shape[1], "relu"), weights, biases)
