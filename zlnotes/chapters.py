@@ -112,6 +112,52 @@ class Parameter:
             return isinstance(value, (list, tuple))
         return True
 
+    def parse(self, text: str) -> Any:
+        """Convert a command-line string to this parameter's type.
+
+        ``int``, ``float`` and ``str`` convert directly; ``bool`` accepts
+        ``true/false/yes/no/1/0`` (any case); ``list[...]``/``tuple[...]`` accept a Python
+        literal (``[1, 2]``) or comma-separated items (``1,2``), each converted by the element
+        type when it is ``int``, ``float`` or ``str``. Other annotations take a Python literal.
+
+        Raises
+        ------
+        ValueError
+            Naming the parameter, its type and the text that did not parse.
+        """
+        fail = ValueError(f"parameter {self.name!r} must be of type {self.type}; could not parse {text!r}")
+        base = self.type.split("[", 1)[0].strip()
+        if base == "str":
+            return text
+        if base == "bool":
+            lowered = text.strip().lower()
+            if lowered in ("true", "yes", "1"):
+                return True
+            if lowered in ("false", "no", "0"):
+                return False
+            raise fail
+        if base in ("int", "float"):
+            try:
+                return int(text) if base == "int" else float(text)
+            except ValueError:
+                raise fail from None
+        if base in _SEQUENCE_TYPES:
+            inner = self.type[len(base):].strip("[] ").split(",")[0].strip()
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                value = [item.strip() for item in text.split(",") if item.strip()]
+            if not isinstance(value, (list, tuple)):
+                value = [value]
+            if inner in ("int", "float", "str"):
+                element = Parameter(self.name, inner, None, "")
+                value = [v if element.accepts(v) else element.parse(str(v)) for v in value]
+            return list(value)
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise fail from None
+
     def __str__(self) -> str:
         line = f"{self.name}: {self.type} = {self.default!r}"
         return f"{line}  # {self.help}" if self.help else line

@@ -4,6 +4,9 @@
     Re-execute chapters in place and normalise them (all chapters by default).
 ``zlnotes params CHAPTER``
     List a chapter's parameters, as declared in its ``parameters`` cell.
+``zlnotes run CHAPTER [-p NAME VALUE ...] [--out DIR]``
+    Check the values against the parameters cell, run the chapter through papermill into
+    ``runs/`` (the chapter itself is not touched), and render the result to HTML.
 
 A CHAPTER is a path, a stem (``01_networks_cost_jacobian``) or a number (``1``).
 """
@@ -11,9 +14,11 @@ A CHAPTER is a path, a stem (``01_networks_cost_jacobian``) or a number (``1``).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import chapters
 
@@ -36,6 +41,38 @@ def _params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+
+    (path,) = chapters.find_chapters([args.chapter])
+    declared = {p.name: p for p in chapters.read_parameters(path)}
+    values = {}
+    for name, text in args.p or []:
+        if name not in declared:
+            raise ValueError(f"unknown parameter {name!r}; parameters are: {', '.join(declared)}")
+        values[name] = declared[name].parse(text)
+    chapters.check_values(declared.values(), values)
+    out_dir = Path(args.out).resolve() if args.out else path.resolve().parent.parent / "runs"
+    args.out = str(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    unsafe = re.compile(r"[^\w.,-]+")
+    suffix = "".join(f"_{k}-{unsafe.sub('', str(v))}" for k, v in sorted(values.items()))
+    out = out_dir / f"{path.stem}{suffix}.ipynb"
+    print(f"running {path.name} with {values or 'its defaults'}", flush=True)
+    papermill.execute_notebook(
+        str(path), str(out), parameters=values, kernel_name="python3", language="python", cwd=str(path.parent),
+        progress_bar=True, execution_timeout=args.timeout,
+    )
+    html, _ = HTMLExporter().from_notebook_node(nbformat.read(out, as_version=4))
+    html_path = out.with_suffix(".html")
+    html_path.write_text(html, encoding="utf-8")
+    print(f"executed notebook: {out}")
+    print(f"HTML render:       {html_path}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zlnotes",
@@ -54,6 +91,20 @@ def _parser() -> argparse.ArgumentParser:
     params = commands.add_parser("params", help="list a chapter's parameters: name: type = default  # help")
     params.add_argument("chapter", metavar="CHAPTER", help="path, stem or number")
     params.set_defaults(func=_params)
+
+    run = commands.add_parser(
+        "run", help="run a chapter with new parameter values into runs/ (papermill), and render it to HTML"
+    )
+    run.add_argument("chapter", metavar="CHAPTER", help="path, stem or number")
+    run.add_argument(
+        "-p", nargs=2, action="append", metavar=("NAME", "VALUE"),
+        help="a parameter value, checked against the chapter's parameters cell (repeatable)",
+    )
+    run.add_argument("--out", default=None, help="output folder (default: runs/ in the book's root)")
+    run.add_argument(
+        "--timeout", type=int, default=chapters.CELL_TIMEOUT, help="seconds one cell may run (default: %(default)s)"
+    )
+    run.set_defaults(func=_run)
     return parser
 
 
@@ -72,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         unchanged, and later chapters are not run), 2 on bad arguments.
     """
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
 
     parser = _parser()
     args = parser.parse_args(argv)
@@ -79,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except ValueError as exc:
         parser.error(str(exc))  # exits with status 2
+    except PapermillExecutionError as exc:
+        print(f"the chapter failed at cell {exc.cell_index}: {exc.ename}: {exc.evalue}\nsee {args.out}", file=sys.stderr)
+        return 1
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
         print(f"failed; the notebook was left unchanged\n{exc}", file=sys.stderr)
         return 1

@@ -271,3 +271,59 @@ def test_normalise_merges_split_stream_outputs():
     nb.cells = [cell]
     out = chapters.normalise(nb).cells[0].outputs
     assert [(o.name, o.text) for o in out] == [("stdout", "a b\n"), ("stderr", "warning\n"), ("stdout", "c\n")]
+
+
+# -- zlnotes run ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "annotation, text, expected",
+    [
+        ("int", "12", 12),
+        ("float", "1e-3", 1e-3),
+        ("str", "relu", "relu"),
+        ("bool", "No", False),
+        ("bool", "true", True),
+        ("list[int]", "[1, 2, 8]", [1, 2, 8]),
+        ("list[int]", "1,2,8", [1, 2, 8]),
+        ("list[float]", "0.5, 2", [0.5, 2.0]),
+        ("tuple[int, ...]", "(3, 4)", [3, 4]),
+    ],
+)
+def test_parameter_parse(annotation: str, text: str, expected: object) -> None:
+    value = Parameter("x", annotation, None, "").parse(text)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    "annotation, text",
+    [("int", "abc"), ("int", "1.5"), ("float", "one"), ("bool", "maybe"), ("list[int]", "1,x")],
+)
+def test_parameter_parse_rejects_mistyped_values(annotation: str, text: str) -> None:
+    with pytest.raises(ValueError, match=f"parameter 'x' must be of type .*could not parse"):
+        Parameter("x", annotation, None, "").parse(text)
+
+
+def test_cli_run_rejects_unknown_and_mistyped(book: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "1", "-p", "widht", "4"])
+    assert exit_info.value.code == 2
+    assert "unknown parameter 'widht'; parameters are: width" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "1", "-p", "width", "four"])
+    assert "parameter 'width' must be of type int; could not parse 'four'" in capsys.readouterr().err
+    assert not (book / "runs").exists()  # nothing ran
+
+
+def test_cli_run_writes_notebook_and_html(book: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    nbformat.write(make_notebook("width: int = 3  # hidden width", "print(width * 2)"), book / "chapters" / "01_first.ipynb")
+    assert main(["run", "01_first", "-p", "width", "21"]) == 0
+    out = capsys.readouterr().out
+    executed = book / "runs" / "01_first_width-21.ipynb"
+    assert f"executed notebook: {executed}" in out
+    assert f"HTML render:       {executed.with_suffix('.html')}" in out
+    nb = nbformat.read(executed, as_version=4)
+    assert any("42" in "".join(o.get("text", "")) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "42" in executed.with_suffix(".html").read_text()
+    # the chapter itself is untouched
+    assert all(c.get("outputs", []) == [] for c in nbformat.read(book / "chapters" / "01_first.ipynb", as_version=4).cells if c.cell_type == "code")
