@@ -1,7 +1,8 @@
 # zlnotes: build the book, test it, re-execute its chapters.
 #
 #   make book        HTML from the committed chapter outputs (no execution) -> _build/html
-#   make test        unit tests, nbval, committed-output check, papermill runs, book build
+#   make test        unit tests, nbval, committed-output check, papermill runs, book build,
+#                    the built pages in headless Chromium (skipped without Chromium)
 #   make notebooks   re-execute chapters in place (all, or CHAPTERS="1 3")
 #   make clean       remove _build/ and runs/
 #
@@ -39,6 +40,7 @@ test: $(STAMP)
 	$(BIN)/pytest tests/notebooks/test_committed.py
 	$(BIN)/pytest tests/notebooks/test_papermill.py -n 2
 	@$(MAKE) --no-print-directory book
+	$(BIN)/pytest tests/browser -rs
 
 notebooks: $(STAMP)
 	$(BIN)/zlnotes notebooks $(CHAPTERS)
