@@ -4,17 +4,14 @@ All functions act entry-wise on float64 arrays. At a kink the derivative takes t
 of the left branch (``relu'(0) = 0``, ``leaky_relu'(0) = slope``); the results in the book
 never evaluate a derivative exactly at a kink except on purpose.
 
-==============  ========================================  ==========================  ===============
-name            σ(x)                                      σ'(x)                       inverse on
-==============  ========================================  ==========================  ===============
-``relu``        max(x, 0)                                 1[x > 0]                    (0, ∞)
-``leaky_relu``  x if x > 0 else slope·x  (slope 0.01)     1 or slope                  ℝ
-``softplus``    log(1 + eˣ)                               1/(1 + e⁻ˣ)                 (0, ∞)
-``tanh``        tanh x                                    1 − tanh² x                 (−1, 1)
-``smooth_relu`` 0 (x ≤ −w), (x + w)²/(4w) (|x| < w),      0, (x + w)/(2w), 1          (0, ∞)
-                x (x ≥ w)
-``identity``    x                                         1                           ℝ
-==============  ========================================  ==========================  ===============
+- ``relu``: σ(x) = max(x, 0), σ'(x) = 1[x > 0], inverse on (0, ∞).
+- ``leaky_relu``: σ(x) = x for x > 0 and slope·x otherwise (slope 0.01), σ' = 1 or slope,
+  inverse on ℝ.
+- ``softplus``: σ(x) = log(1 + eˣ), σ'(x) = 1/(1 + e⁻ˣ), inverse on (0, ∞).
+- ``tanh``: σ(x) = tanh x, σ'(x) = 1 − tanh² x, inverse on (−1, 1).
+- ``smooth_relu``: σ(x) = 0 for x ≤ −w, (x + w)²/(4w) for −w < x < w, x for x ≥ w;
+  σ'(x) = 0, (x + w)/(2w), 1 on those pieces; inverse on (0, ∞).
+- ``identity``: σ(x) = x, σ' = 1, inverse on ℝ.
 
 ``smooth_relu`` is ReLU mollified over the interval ``[−w, w]`` (``w`` is its ``width``):
 it is C¹ with a Lipschitz derivative, as the papers assume, equals ReLU outside

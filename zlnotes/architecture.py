@@ -46,8 +46,6 @@ class Architecture:
     ----------
     activation : str
         The activation's name; the function itself is :attr:`sigma`.
-    num_params : int
-        ``K``, the number of weights and biases.
 
     Examples
     --------
