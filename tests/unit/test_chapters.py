@@ -327,3 +327,15 @@ def test_cli_run_writes_notebook_and_html(book: Path, capsys: pytest.CaptureFixt
     assert "42" in executed.with_suffix(".html").read_text()
     # the chapter itself is untouched
     assert all(c.get("outputs", []) == [] for c in nbformat.read(book / "chapters" / "01_first.ipynb", as_version=4).cells if c.cell_type == "code")
+
+
+def test_rerun_page_lists_every_chapter_and_parameter(book: Path) -> None:
+    from zlnotes.sphinx_rerun import render
+
+    nbformat.write(make_notebook(PARAMS_SOURCE), book / "chapters" / "02_second.ipynb")
+    page = render(book)
+    assert page.startswith("# Rerun a chapter")
+    assert page.count("## A chapter") == 3  # one section per chapter, titled by its first heading
+    assert "`zlnotes run 02 -p NAME VALUE`" in page
+    assert "| `lr` | `float` | `0.01` | learning rate |" in page
+    assert "| `widths` | `tuple[int, ...]` | `(2, 4, 8)` | widths to compare |" in page
