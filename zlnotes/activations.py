@@ -120,7 +120,7 @@ def _smooth_relu(width: float) -> tuple[ScalarMap, ScalarMap, ScalarMap]:
 
     def value(x: Array) -> Array:
         x = np.asarray(x, dtype=np.float64)
-        middle = (x + w) ** 2 / (4.0 * w)
+        middle = (np.clip(x, -w, w) + w) ** 2 / (4.0 * w)  # clipped: no overflow far from [-w, w]
         return np.where(x >= w, x, np.where(x > -w, middle, 0.0))
 
     def derivative(x: Array) -> Array:
@@ -187,6 +187,8 @@ def activation(name: str | Activation, *, width: float = SMOOTH_RELU_WIDTH) -> A
         return name
     if not isinstance(name, str) or name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {name!r}")
-    if not (isinstance(width, (int, float)) and np.isfinite(width) and width > 0):
+    if isinstance(width, (bool, np.bool_)) or not isinstance(width, (int, float, np.integer, np.floating)) or not (
+        np.isfinite(width) and width > 0
+    ):
         raise ValueError(f"width of smooth_relu must be a finite number > 0; got {width!r}")
     return _build(name, width)

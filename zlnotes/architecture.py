@@ -20,9 +20,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .activations import Activation, activation as lookup_activation
-from .validation import as_generator, as_matrix, as_vector, positive_int
+from .validation import as_generator, as_matrix, as_vector, positive_int, real_scalar
 
-__all__ = ["Architecture", "Network"]
+__all__ = ["Architecture", "Network", "require_network"]
 
 Array = NDArray[np.float64]
 
@@ -190,10 +190,8 @@ class Network:
         gen = as_generator(rng)
         if weight_gain is None:
             weight_gain = np.sqrt(2.0) if arch.activation in ("relu", "leaky_relu", "smooth_relu") else 1.0
-        if not (np.isfinite(weight_gain) and weight_gain > 0):
-            raise ValueError(f"weight_gain must be a finite number > 0; got {weight_gain!r}")
-        if not (np.isfinite(bias_std) and bias_std >= 0):
-            raise ValueError(f"bias_std must be a finite number >= 0; got {bias_std!r}")
+        weight_gain = real_scalar("weight_gain", weight_gain, lo=0.0, lo_open=True)
+        bias_std = real_scalar("bias_std", bias_std, lo=0.0)
         weights, biases = [], []
         for out, inp in arch.layer_shapes:
             weights.append(gen.standard_normal((out, inp)) * (weight_gain / np.sqrt(inp)))
@@ -246,3 +244,10 @@ class Network:
             A += b
             A = sigma.value(A)
         return A @ self.weights[-1].T + self.biases[-1]
+
+
+def require_network(net: object, name: str = "net") -> Network:
+    """Return ``net`` if it is a :class:`Network`, else raise ``ValueError`` naming ``name``."""
+    if not isinstance(net, Network):
+        raise ValueError(f"{name} must be a zlnotes.Network; got {type(net).__name__}")
+    return net

@@ -29,6 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .activations import Activation, activation as lookup_activation
 from .architecture import Architecture, Network
+from .linalg import numerical_rank
 from .validation import as_generator, as_matrix, nonnegative_int, positive_int
 
 __all__ = ["zero_loss_minimizer", "diffeomorphism_box", "SHIFT_MARGIN"]
@@ -62,10 +63,15 @@ def diffeomorphism_box(sigma: Activation) -> tuple[float, float]:
 
 
 def _affine_rank(A: Array) -> int:
-    """Rank of ``[A 1]`` with the SVD tolerance rule of :func:`zlnotes.numerical_rank`."""
-    B = np.hstack([A, np.ones((A.shape[0], 1))])
-    s = np.linalg.svd(B, compute_uv=False)
-    return int(np.count_nonzero(s > max(B.shape) * np.finfo(float).eps * s[0]))
+    """Rank of ``[A 1]``, computed scale-free as ``1 + rank(A − mean)``.
+
+    Appending a column of ones to data of scale 1e-14 or 1e15 would make the SVD tolerance
+    depend on that scale; centring does not.
+    """
+    centred = A - A.mean(axis=0)
+    if not np.any(centred):
+        return 1
+    return 1 + numerical_rank(centred)
 
 
 def _embedding(X: Array, width: int) -> Array:
@@ -172,6 +178,11 @@ def zero_loss_minimizer(
         else:
             E = _embedding(A, width) if ell == 1 else np.eye(width)
         if method == "shift":
+            # Theorem 2.2 allows any full-rank W_ℓ: rescale so that the pre-activations have an
+            # O(1) spread, so that the margin below is neither negligible nor dominant.
+            spread = float(np.abs((A - A.mean(axis=0)) @ E.T).max())
+            if spread > 0:
+                E = E / spread
             Zl = A @ E.T
             lo = 0.0 if sigma.name != "smooth_relu" else dict(sigma.params)["width"]
             beta = lo + SHIFT_MARGIN - Zl.min()  # every pre-activation >= lo + margin

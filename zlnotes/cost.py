@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .architecture import Network
+from .architecture import Network, require_network
 from .validation import as_matrix
 
 __all__ = ["cost", "output_gradient", "cost_and_gradient", "cost_gradient"]
@@ -18,7 +18,7 @@ Array = NDArray[np.float64]
 
 
 def _residual(net: Network, X: ArrayLike, Y: ArrayLike) -> tuple[Array, Array, list[Array], list[Array]]:
-    X = net.check_inputs(X)
+    X = require_network(net).check_inputs(X)
     Y = as_matrix("Y", Y, rows=X.shape[0], cols=net.arch.output_dim, cols_label="output_dim")
     pre, post = net.pre_and_post_activations(X)
     F = post[-1] @ net.weights[-1].T + net.biases[-1]

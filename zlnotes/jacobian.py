@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .architecture import Network
+from .architecture import Network, require_network
 from .linalg import _check_rtol, default_rtol, gram_rank, gram_rtol, numerical_rank
 
 __all__ = ["backprop_factors", "jacobian", "ntk", "jacobian_rank"]
@@ -48,7 +48,7 @@ def backprop_factors(net: Network, X: ArrayLike) -> list[tuple[Array, Array]]:
         the ℓ-block of ``D`` is ``D[(j, q), (a, b)] = G[j, q, a] · A[j, b]`` followed by
         the bias columns ``G[j, q, a]``.
     """
-    pre, post = net.pre_and_post_activations(X)
+    pre, post = require_network(net).pre_and_post_activations(X)
     N = post[0].shape[0]
     Q = net.arch.output_dim
     G = np.broadcast_to(np.eye(Q), (N, Q, Q))
@@ -142,7 +142,7 @@ def jacobian_rank(
     """
     if method not in ("auto", "gram", "svd"):
         raise ValueError(f"method must be 'auto', 'gram' or 'svd'; got {method!r}")
-    QN = net.check_inputs(X).shape[0] * net.arch.output_dim
+    QN = require_network(net).check_inputs(X).shape[0] * net.arch.output_dim
     floor = gram_rtol(QN)
     _check_rtol(rtol, floor)
     if method == "svd" or (method == "auto" and rtol is not None and rtol < floor):

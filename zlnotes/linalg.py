@@ -88,7 +88,9 @@ def gram_rtol(m: int) -> float:
 def _check_rtol(rtol: float | None, default: float, *, floor: float = 0.0) -> float:
     if rtol is None:
         return default
-    if not (isinstance(rtol, (int, float, np.floating)) and np.isfinite(rtol) and 0 <= rtol < 1):
+    if isinstance(rtol, (bool, np.bool_)) or not isinstance(rtol, (int, float, np.integer, np.floating)) or not (
+        np.isfinite(rtol) and 0 <= rtol < 1
+    ):
         raise ValueError(f"rtol must be a number in [0, 1); got {rtol!r}")
     if rtol < floor:
         raise ValueError(
@@ -131,6 +133,8 @@ def gram_rank(G: ArrayLike, rtol: float | None = None) -> int:
     G = as_matrix("G", G)
     if G.shape[0] != G.shape[1]:
         raise ValueError(f"G must be square; got shape {G.shape}")
+    if not np.allclose(G, G.T, rtol=1e-10, atol=1e-12 * float(np.abs(G).max())):
+        raise ValueError("G must be symmetric (a Gram matrix A Aᵀ)")
     tol = _check_rtol(rtol, gram_rtol(G.shape[0]), floor=gram_rtol(G.shape[0]))
     return rank_from_gram_eigenvalues(np.linalg.eigvalsh(G), tol)
 

@@ -12,15 +12,17 @@ import numbers
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["as_matrix", "as_vector", "as_generator", "positive_int", "nonnegative_int"]
+__all__ = ["as_matrix", "as_vector", "as_generator", "positive_int", "nonnegative_int", "real_scalar"]
 
 
 def _as_float_array(name: str, value: ArrayLike) -> NDArray[np.float64]:
     try:
-        array = np.asarray(value, dtype=np.float64)
+        raw = np.asarray(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be an array of real numbers; {exc}") from None
-    return array
+    if raw.dtype.kind not in "iuf" and not (raw.dtype.kind == "O" and raw.size == 0):
+        raise ValueError(f"{name} must be an array of real numbers (integer or float dtype); got dtype {raw.dtype}")
+    return raw.astype(np.float64, copy=False)
 
 
 def _require_finite(name: str, array: NDArray[np.float64]) -> None:
@@ -59,7 +61,7 @@ def as_matrix(
     if array.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array (rows are samples); got {array.ndim} dimension(s) with shape {array.shape}")
     if rows is not None and array.shape[0] != rows:
-        raise ValueError(f"{name} must have {rows} rows (one per sample); got shape {array.shape}")
+        raise ValueError(f"{name} must have {rows} rows; got shape {array.shape}")
     if cols is not None and array.shape[1] != cols:
         label = f"{cols_label}={cols}" if cols_label else str(cols)
         raise ValueError(f"{name} must have {label} columns; got shape {array.shape}")
@@ -78,6 +80,31 @@ def as_vector(name: str, value: ArrayLike, *, length: int | None = None) -> NDAr
         raise ValueError(f"{name} must have length {length}; got length {array.shape[0]}")
     _require_finite(name, array)
     return array
+
+
+def real_scalar(
+    name: str,
+    value: object,
+    *,
+    lo: float | None = None,
+    lo_open: bool = False,
+    hi: float | None = None,
+    hi_open: bool = False,
+) -> float:
+    """Return ``value`` as a finite ``float`` in the given interval, or raise ``ValueError``.
+
+    Accepts Python and numpy real numbers, not ``bool``.
+    """
+    bounds = f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{')' if hi_open else ']'}"
+    rule = f"{name} must be a finite real number in {bounds}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{rule}; got {value!r}")
+    x = float(value)
+    if not np.isfinite(x) or (lo is not None and (x < lo or (lo_open and x == lo))) or (
+        hi is not None and (x > hi or (hi_open and x == hi))
+    ):
+        raise ValueError(f"{rule}; got {value!r}")
+    return x
 
 
 def positive_int(name: str, value: object) -> int:

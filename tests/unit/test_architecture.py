@@ -96,3 +96,33 @@ def test_bad_inputs():
         net.forward(np.array([[1.0, np.inf]]))
     with pytest.raises(ValueError, match="X must be an array of real numbers"):
         net.forward([["a", "b"]])
+
+
+@pytest.mark.parametrize(
+    "value, dtype",
+    [
+        (np.array([[1 + 1j, 2.0]]), "complex128"),
+        (np.array([[True, False]]), "bool"),
+        (np.array([["2020-01-01", "1970-01-02"]], dtype="datetime64[D]"), "datetime64"),
+        (np.array([["1", "2"]]), "<U1"),
+    ],
+)
+def test_non_real_dtypes_are_refused(value, dtype):
+    net = zl.Network.init(zl.Architecture(2, (3,), 1), 0)
+    with pytest.raises(ValueError, match=f"X must be an array of real numbers .*got dtype {dtype}"):
+        net.forward(value)
+
+
+def test_scalar_arguments_and_net_are_checked():
+    arch = zl.Architecture(2, (3,), 1)
+    with pytest.raises(ValueError, match="weight_gain must be a finite real number"):
+        zl.Network.init(arch, 0, weight_gain="2")
+    with pytest.raises(ValueError, match="bias_std must be a finite real number"):
+        zl.Network.init(arch, 0, bias_std=[1, 2])
+    assert zl.Network.init(arch, 0, weight_gain=np.float32(2.0), bias_std=np.int64(0)).biases[0].tolist() == [0.0] * 3
+    X = np.zeros((2, 2))
+    for fn in (zl.jacobian, zl.ntk, zl.jacobian_rank):
+        with pytest.raises(ValueError, match="net must be a zlnotes.Network; got NoneType"):
+            fn(None, X)
+    with pytest.raises(ValueError, match="net must be a zlnotes.Network"):
+        zl.cost(None, X, np.zeros((2, 1)))

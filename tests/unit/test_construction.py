@@ -68,3 +68,14 @@ def test_impossible_problems_raise():
         zl.zero_loss_minimizer(X, Y[:3], depth=2, width=10, activation="tanh")
     with pytest.raises(ValueError, match="activation must be one of"):
         zl.zero_loss_minimizer(X, Y, depth=2, width=10, activation="swish")
+
+
+@pytest.mark.parametrize("scale", [1e-12, 1e-6, 1e6, 1e14])
+def test_exact_at_any_data_scale(scale):
+    """The shift rescales W_1 to the data and the affine-rank check is scale-free."""
+    data = np.random.default_rng(5)
+    X, Y = scale * data.standard_normal((5, 6)), data.standard_normal((5, 2))
+    for activation in ("relu", "softplus", "tanh"):
+        for rng in (None, 1):
+            net = zl.zero_loss_minimizer(X, Y, depth=3, width=6, activation=activation, rng=rng)
+            assert _relative_loss(net, X, Y) < EXACT_FIT

@@ -44,9 +44,11 @@ def test_range_projector():
     assert rank == 3
     assert np.allclose(P @ P, P, atol=1e-14) and np.allclose(P, P.T, atol=1e-15)
     assert np.allclose(P @ D, D, atol=1e-13)
-    assert np.allclose(P + P_perp, np.eye(8), atol=0)
     assert round(np.trace(P_perp)) == 5
     assert np.allclose(P_perp @ D, 0, atol=1e-13)
+    # independent reference: P_perp projects onto ker Dᵀ, spanned by the last left singular vectors
+    U = np.linalg.svd(D)[0]
+    assert np.allclose(P_perp, U[:, 3:] @ U[:, 3:].T, atol=1e-13)
 
 
 def test_gram_rank_checks():
@@ -56,3 +58,14 @@ def test_gram_rank_checks():
     A = np.random.default_rng(4).standard_normal((5, 8))
     assert zl.gram_rank(A @ A.T) == 5
     assert abs(zl.singular_values(A)[0] ** 2 - np.linalg.eigvalsh(A @ A.T)[-1]) < ROUNDOFF_RTOL * 100
+
+
+def test_gram_rank_needs_a_symmetric_matrix():
+    with pytest.raises(ValueError, match="G must be symmetric"):
+        zl.gram_rank(np.array([[1.0, 5.0], [0.0, 1.0]]))
+
+
+def test_smooth_relu_does_not_overflow_far_from_its_kinks():
+    s = zl.activation("smooth_relu")
+    with np.errstate(over="raise"):
+        assert s.value(np.array([-1e200, 1e200])).tolist() == [0.0, 1e200]

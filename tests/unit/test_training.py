@@ -56,13 +56,41 @@ def test_divergence_is_reported(problem):
 
 def test_bad_arguments(problem):
     net, X, Y = problem
-    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+    with pytest.raises(ValueError, match=r"lr must be a finite real number in \(0.0, inf\]"):
         zl.gradient_descent(net, X, Y, 0.0, 5)
     with pytest.raises(ValueError, match="steps must be an integer >= 0"):
         zl.gradient_descent(net, X, Y, 0.1, -1)
-    with pytest.raises(ValueError, match="target_cost must be"):
+    with pytest.raises(ValueError, match="target_cost must be a finite real number"):
         zl.gradient_descent(net, X, Y, 0.1, 5, target_cost=np.nan)
     with pytest.raises(ValueError, match="record must be"):
         zl.gradient_descent(net, X, Y, 0.1, 5, record=2.5)
     with pytest.raises(ValueError, match="Y must have 6 rows"):
         zl.gradient_descent(net, X, Y[:3], 0.1, 5)
+
+
+def test_divergence_returns_the_last_finite_network_and_its_history(problem):
+    net, X, Y = problem
+    final, hist = zl.gradient_descent(net, X, 1e3 * Y, 1e6, 50)
+    assert hist.status == "diverged"
+    # the history ends at the returned network, which is finite
+    assert np.isfinite(zl.cost(final, X, 1e3 * Y))
+    assert np.isclose(hist.cost[-1], zl.cost(final, X, 1e3 * Y), rtol=1e-12)
+    # replaying the history's number of steps by hand lands on the returned network
+    Z = net.flat()
+    for _ in range(hist.steps):
+        Z = Z - 1e6 * zl.cost_gradient(zl.Network.from_flat(net.arch, Z), X, 1e3 * Y)
+    assert np.array_equal(Z, final.flat())
+
+
+def test_non_finite_start_and_bad_record(problem):
+    net, X, Y = problem
+    with pytest.raises(ValueError, match="not finite at the starting point"):
+        zl.gradient_descent(net, X, 1e200 * Y, 0.1, 5)
+    with pytest.raises(ValueError, match="record: steps to examine must be <= steps = 5"):
+        zl.gradient_descent(net, X, Y, 0.1, 5, record=[2, 99])
+    with pytest.raises(ValueError, match="record must be an integer >= 1"):
+        zl.gradient_descent(net, X, Y, 0.1, 5, record=0)
+    with pytest.raises(ValueError, match=r"lr must be a finite real number in \(0.0, inf\]"):
+        zl.gradient_descent(net, X, Y, True, 5)
+    with pytest.raises(ValueError, match="net must be a zlnotes.Network"):
+        zl.gradient_descent(None, X, Y, 0.1, 5)
