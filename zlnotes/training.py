@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .architecture import Network
+from .architecture import Architecture, Network, require_network
 from .cost import cost_and_gradient
 from .jacobian import ntk
 from .linalg import gram_rtol, rank_from_gram_eigenvalues
-from .validation import as_matrix, nonnegative_int
+from .validation import as_matrix, nonnegative_int, positive_int, real_scalar
 
 __all__ = ["History", "StationaryPoint", "gradient_descent", "stationary_point"]
 
@@ -58,12 +58,15 @@ def _ntk_schedule(record: int | Sequence[int] | None, steps: int) -> set[int]:
     if record is None:
         return set()
     if isinstance(record, (int, np.integer)) and not isinstance(record, bool):
-        every = nonnegative_int("record", record)
-        return set() if every == 0 else set(range(0, steps + 1, every))
+        every = positive_int("record", record)
+        return set(range(0, steps + 1, every))
     try:
-        return {nonnegative_int("record[i]", k) for k in record}
+        chosen = {nonnegative_int("record[i]", k) for k in record}
     except TypeError:
-        raise ValueError(f"record must be an int (every k steps), a sequence of steps, or None; got {record!r}") from None
+        raise ValueError(f"record must be an int >= 1 (every k steps), a sequence of steps, or None; got {record!r}") from None
+    if chosen and max(chosen) > steps:
+        raise ValueError(f"record: steps to examine must be <= steps = {steps}; got {max(chosen)}")
+    return chosen
 
 
 def gradient_descent(
@@ -94,8 +97,8 @@ def gradient_descent(
         Maximum number of steps ``≥ 0``.
     record
         When to examine the NTK (rank of ``D`` and ``λ_min(D Dᵀ)``): an int ``k`` for every
-        ``k`` steps, a sequence of step indices, or ``None`` for never. Unless ``None``, the
-        final step is examined too.
+        ``k ≥ 1`` steps, a sequence of step indices (each ``≤ steps``), or ``None`` for
+        never. Unless ``None`` or empty, the final step is examined too.
     target_cost
         Stop as soon as ``C ≤ target_cost`` (default 0: run all steps).
     progress
@@ -106,13 +109,11 @@ def gradient_descent(
     (Network, History)
         The final network and the run's history.
     """
-    X = net.check_inputs(X)
+    X = require_network(net).check_inputs(X)
     Y = as_matrix("Y", Y, rows=X.shape[0], cols=net.arch.output_dim, cols_label="output_dim")
-    if not (isinstance(lr, (int, float, np.floating)) and np.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0; got {lr!r}")
+    lr = real_scalar("lr", lr, lo=0.0, lo_open=True)
     steps = nonnegative_int("steps", steps)
-    if not (isinstance(target_cost, (int, float, np.floating)) and np.isfinite(target_cost) and target_cost >= 0):
-        raise ValueError(f"target_cost must be a finite number >= 0; got {target_cost!r}")
+    target_cost = real_scalar("target_cost", target_cost, lo=0.0)
     schedule = _ntk_schedule(record, steps)
     QN = X.shape[0] * net.arch.output_dim
     arch = net.arch
@@ -125,17 +126,21 @@ def gradient_descent(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, desc="gradient descent", leave=False)
-    current = net
+    current = last_finite = net
     with np.errstate(over="ignore", invalid="ignore"):
         for k in range(steps + 1):
             c, g = cost_and_gradient(current, X, Y)
             if not (np.isfinite(c) and np.all(np.isfinite(g))):
+                if k == 0:
+                    raise ValueError("net: the cost or its gradient is not finite at the starting point (inputs, targets or weights too large)")
                 status = "diverged"
+                current = last_finite
                 break
+            last_finite = current
             costs.append(c)
             norms.append(float(np.linalg.norm(g)))
             stop = c <= target_cost or k == steps
-            if k in schedule or (stop and schedule):  # the last step is always examined
+            if k in schedule or (stop and schedule):  # the last step is examined whenever any is
                 lam = np.linalg.eigvalsh(ntk(current, X))
                 ntk_steps.append(k)
                 ranks.append(rank_from_gram_eigenvalues(lam, gram_rtol(QN)))
@@ -164,6 +169,9 @@ def gradient_descent(
     return current, history
 
 
+Outcome = Literal["converged", "escaped", "stalled"]
+
+
 @dataclass(frozen=True)
 class StationaryPoint:
     """Outcome of :func:`stationary_point`.
@@ -182,6 +190,18 @@ class StationaryPoint:
         The gradient-descent phase.
     lbfgs_iterations
         Iterations of the quasi-Newton polish, summed over restarts.
+    newton_iterations
+        Accepted steps of the Newton polish (0 if L-BFGS already converged).
+    max_param
+        ``max_i |Z_i|`` at the end; for :data:`POSITIVELY_HOMOGENEOUS` activations, of the
+        balanced representative (see ``max_param`` of :func:`stationary_point`).
+    status
+        ``"converged"``; ``"escaped"`` (the polish stopped because ``max_i |Z_i|`` passed
+        ``max_param``: the run is heading for a minimum at infinity); or ``"stalled"`` (the
+        budgets ran out or no step made progress, e.g. at a kink of a ReLU network).
+    path
+        If ``record_path``: the flat parameters at the end of gradient descent, after every
+        L-BFGS iteration and after every Newton step, in order; else empty.
     """
 
     net: Network
@@ -191,6 +211,118 @@ class StationaryPoint:
     converged: bool
     gd_history: History
     lbfgs_iterations: int
+    newton_iterations: int = 0
+    max_param: float = float("nan")
+    status: Outcome = "stalled"
+    path: tuple[Array, ...] = ()
+
+
+FD_STEP = float(np.finfo(np.float64).eps ** (1 / 3))
+"""Relative step of the central differences of the gradient in :func:`stationary_point`'s
+Newton polish: truncation error O(h²) and rounding error O(ε/h) balance at h = ε^{1/3} ≈ 6e-6,
+so the finite-difference Hessian is accurate to about ε^{2/3} ≈ 4e-11 relative, which is enough
+for Newton's method to converge to machine precision (each step shrinks the error by that factor)."""
+
+DAMPING_FLOOR = 1e-10
+"""Smallest Levenberg damping of the Newton polish, relative to the largest |eigenvalue| of the
+Hessian: eigenvalues below it are below the accuracy of the finite-difference Hessian."""
+
+
+POSITIVELY_HOMOGENEOUS = ("relu", "leaky_relu", "identity")
+"""Activations with σ(αz) = ασ(z) for α > 0: scaling a hidden unit's incoming weights and bias by
+α and its outgoing weights by 1/α leaves the network function unchanged (a K-parameter network
+with H hidden units has an H-dimensional family of parameters for each function)."""
+
+
+def _balance(arch: Architecture, Z: Array) -> Array:
+    """The representative of ``Z`` on its rescaling orbit with |incoming| = |outgoing| per unit.
+
+    Only for :data:`POSITIVELY_HOMOGENEOUS` activations (otherwise ``Z`` is returned): one sweep
+    over the hidden layers, each unit's (row of ``W_ℓ``, entry of ``b_ℓ``) scaled by
+    ``α = √(|out|/|in|)`` and its column of ``W_{ℓ+1}`` by ``1/α``. The network function, hence
+    the cost, is unchanged; it keeps a drift along the orbit (along which the cost is flat) from
+    looking like an escape to infinity.
+    """
+    if arch.activation not in POSITIVELY_HOMOGENEOUS:
+        return Z
+    net = Network.from_flat(arch, Z)
+    weights = [w.copy() for w in net.weights]
+    biases = [b.copy() for b in net.biases]
+    for ell in range(arch.depth):
+        incoming = np.sqrt(np.sum(weights[ell] ** 2, axis=1) + biases[ell] ** 2)
+        outgoing = np.sqrt(np.sum(weights[ell + 1] ** 2, axis=0))
+        alpha = np.ones_like(incoming)
+        both = (incoming > 0) & (outgoing > 0)
+        alpha[both] = np.sqrt(outgoing[both] / incoming[both])
+        weights[ell] *= alpha[:, None]
+        biases[ell] *= alpha
+        weights[ell + 1] /= alpha[None, :]
+    return Network(arch, weights, biases).flat()
+
+
+def _fd_hessian(grad: Callable[[Array], Array], Z: Array) -> Array:
+    """Symmetrised central-difference Hessian of a function whose gradient is ``grad``."""
+    K = Z.size
+    H = np.empty((K, K))
+    steps = FD_STEP * np.maximum(1.0, np.abs(Z))
+    for i in range(K):
+        e = np.zeros(K)
+        e[i] = steps[i]
+        H[:, i] = (grad(Z + e) - grad(Z - e)) / (2 * steps[i])
+    return (H + H.T) / 2
+
+
+def _newton_polish(
+    fun: Callable[[Array], tuple[float, Array]],
+    Z: Array,
+    target: float,
+    iterations: int,
+    size: Callable[[Array], float],
+    max_param: float,
+    path: list[Array] | None,
+) -> tuple[Array, float, Array, int]:
+    """Saddle-free Newton with Levenberg damping and a finite-difference Hessian.
+
+    Step ``p = −V (|Λ| + μ)⁻¹ Vᵀ g`` from ``H = V Λ Vᵀ``: Newton's step near a minimum (quadratic
+    convergence), a descent step near a saddle, and a bounded step along (near-)null directions
+    of ``H`` such as the rescaling symmetry of ReLU units. A step is accepted if it decreases the
+    cost by a fraction of the quadratic model's prediction or, when the predicted decrease is
+    below the rounding of ``C``, if it keeps the cost and at least halves ``|g|``; otherwise
+    ``μ`` grows tenfold. Stops when
+    ``|g| ≤ target``, after ``iterations`` accepted steps, when no step is accepted, or when
+    ``size(Z) > max_param``.
+    """
+    eps = float(np.finfo(np.float64).eps)
+    c, g = fun(Z)
+    taken = 0
+    mu_rel = 1e-6
+    while taken < iterations and np.linalg.norm(g) > target and size(Z) <= max_param:
+        gn = float(np.linalg.norm(g))
+        lam, V = np.linalg.eigh(_fd_hessian(lambda z: fun(z)[1], Z))
+        scale = float(np.abs(lam).max())
+        if not (np.isfinite(scale) and scale > 0):
+            break
+        gv = V.T @ g
+        for _ in range(16):
+            a = np.abs(lam) + mu_rel * scale
+            p = -(V @ (gv / a))
+            predicted = float(np.sum(gv * gv / a) - 0.5 * np.sum(lam * (gv / a) ** 2))
+            c_new, g_new = fun(Z + p)
+            if predicted > 64 * eps * abs(c):  # a decrease the cost can resolve: demand part of it
+                ok = c_new <= c - 1e-4 * predicted
+            else:  # below rounding: keep the cost, halve the gradient
+                ok = c_new <= c + 64 * eps * abs(c) and np.linalg.norm(g_new) <= 0.5 * gn
+            if np.isfinite(c_new) and ok:
+                Z, c, g = Z + p, c_new, g_new
+                mu_rel = max(mu_rel / 10, DAMPING_FLOOR)
+                taken += 1
+                if path is not None:
+                    path.append(Z.copy())
+                break
+            mu_rel *= 10
+        else:
+            break  # no acceptable step: a kink, or the rounding floor of |g|
+    return Z, c, g, taken
 
 
 def stationary_point(
@@ -203,15 +335,32 @@ def stationary_point(
     rel_grad_tol: float = 1e-9,
     max_iterations: int = 20000,
     restarts: int = 5,
+    newton_iterations: int = 50,
+    max_param: float = np.inf,
+    polish_tol: float | None = None,
+    record_path: bool = False,
 ) -> StationaryPoint:
-    """Bring a network to a stationary point of the cost: gradient descent, then L-BFGS.
+    """Bring a network to a stationary point of the cost: gradient descent, L-BFGS, then Newton.
 
-    Gradient descent (:func:`gradient_descent`) moves into a basin; the quasi-Newton polish
-    (:func:`scipy.optimize.minimize` with ``L-BFGS-B`` and :func:`zlnotes.cost_and_gradient`)
-    then drives ``|∇_Z C|`` below ``rel_grad_tol · |∇_Z C(Z_0)|``. L-BFGS-B stops on the
-    largest gradient entry, so it is given ``gtol = rel_grad_tol · |∇_Z C(Z_0)| / √K``, which
-    implies the bound on the Euclidean norm. It is restarted from its last point (with a fresh
-    curvature memory) when its line search stalls, up to ``restarts`` times.
+    1. Gradient descent (:func:`gradient_descent`) moves into a basin.
+    2. The quasi-Newton polish (:func:`scipy.optimize.minimize` with ``L-BFGS-B`` and
+       :func:`zlnotes.cost_and_gradient`) drives ``|∇_Z C|`` towards
+       ``rel_grad_tol · |∇_Z C(Z_0)|``. L-BFGS-B stops on the largest gradient entry, so it is
+       given ``gtol = rel_grad_tol · |∇_Z C(Z_0)| / √K``, which implies the bound on the
+       Euclidean norm. It is restarted from its last point (with a fresh curvature memory) when
+       its line search stalls, up to ``restarts`` times.
+    3. If that is not enough, a Newton polish: the Hessian by central differences of
+       :func:`zlnotes.cost_and_gradient` (``2K`` gradients), and saddle-free Newton steps
+       ``−V(|Λ| + μ)⁻¹Vᵀ∇_Z C`` with Levenberg damping ``μ``. Where the cost is smooth and its
+       Hessian is nonsingular up to symmetries (tanh networks; ReLU networks away from kinks,
+       whose per-unit rescaling symmetry makes the Hessian singular), this converges
+       quadratically, where L-BFGS often crawls.
+
+    Nothing here can reach a stationary point that does not exist: when the infimum of the cost
+    is approached only as ``|Z| → ∞`` (saturating tanh units) or at a kink (a data point on the
+    boundary of a ReLU unit's active region), the run ends with ``converged=False``, or
+    ``converged=True`` only because the derivatives underflow; ``status`` and ``max_param``
+    tell these apart, and the caller should check the result (see chapter 06 of the book).
 
     Parameters
     ----------
@@ -225,6 +374,22 @@ def stationary_point(
         Iteration budget of each L-BFGS run.
     restarts
         How many times L-BFGS may be restarted.
+    newton_iterations
+        Budget of accepted Newton steps (each costs ``2K + 1`` gradients); 0 skips the phase.
+    max_param
+        Stop (``status="escaped"``) once ``max_i |Z_i|`` exceeds this; default: never. For
+        ReLU-like (:data:`POSITIVELY_HOMOGENEOUS`) activations, ``|Z_i|`` is measured on the
+        balanced representative of ``Z`` (each hidden unit rescaled so that its incoming and
+        outgoing weights have equal norms, which leaves the network function unchanged): a
+        drift along the rescaling orbit is not an escape. Those networks are also rebalanced
+        before each L-BFGS restart and before the Newton phase.
+    polish_tol
+        If smaller than ``rel_grad_tol``: the Newton phase keeps going until
+        ``|∇_Z C| ≤ polish_tol · |∇_Z C(Z_0)|`` or until no step at least halves ``|∇_Z C|``
+        (the rounding floor), even after the target has been met. A smaller gradient gives a
+        sharper bound ``|P ∇_x C| ≤ |∇_Z C| / s_min(D)``.
+    record_path
+        Keep the iterates in :attr:`StationaryPoint.path`.
 
     Returns
     -------
@@ -236,28 +401,68 @@ def stationary_point(
         raise ValueError(f"rel_grad_tol must be a number in (0, 1); got {rel_grad_tol!r}")
     max_iterations = nonnegative_int("max_iterations", max_iterations)
     restarts = nonnegative_int("restarts", restarts)
+    newton_iterations = nonnegative_int("newton_iterations", newton_iterations)
+    if not (isinstance(max_param, (int, float, np.floating)) and not np.isnan(max_param) and max_param > 0):
+        raise ValueError(f"max_param must be a number > 0 (or inf); got {max_param!r}")
+    if polish_tol is not None and not (isinstance(polish_tol, (int, float, np.floating)) and 0 <= polish_tol < 1):
+        raise ValueError(f"polish_tol must be None or a number in [0, 1); got {polish_tol!r}")
     X = net.check_inputs(X)
     g0 = float(np.linalg.norm(cost_and_gradient(net, X, Y)[1]))
     current, history = gradient_descent(net, X, Y, lr, gd_steps)
     arch = net.arch
     target = rel_grad_tol * g0
+    path: list[Array] | None = [current.flat()] if record_path else None
 
     def fun(Z: Array) -> tuple[float, Array]:
         return cost_and_gradient(Network.from_flat(arch, Z), X, Y)
 
+    def size(Z: Array) -> float:  # max |Z_i| on the balanced representative (ReLU-like nets)
+        return float(np.abs(_balance(arch, Z)).max())
+
+    def callback(intermediate_result) -> None:  # noqa: ANN001 (scipy's OptimizeResult)
+        if path is not None:
+            path.append(intermediate_result.x.copy())
+        if np.isfinite(max_param) and size(intermediate_result.x) > max_param:
+            raise StopIteration
+
     iterations = 0
-    Z = current.flat()
+    Z = _balance(arch, current.flat())
     c, g = fun(Z)
     for _ in range(restarts + 1):
-        if np.linalg.norm(g) <= target or max_iterations == 0:
+        if np.linalg.norm(g) <= target or max_iterations == 0 or size(Z) > max_param:
             break
-        result = minimize(
-            fun, Z, jac=True, method="L-BFGS-B",
-            options={"gtol": target / np.sqrt(arch.num_params), "ftol": 0.0, "maxiter": max_iterations, "maxcor": 30},
-        )
+        with np.errstate(over="ignore", invalid="ignore"):
+            result = minimize(
+                fun, Z, jac=True, method="L-BFGS-B", callback=callback,
+                options={"gtol": target / np.sqrt(arch.num_params), "ftol": 0.0, "maxiter": max_iterations, "maxcor": 30},
+            )
         iterations += int(result.nit)
+        if not np.all(np.isfinite(result.x)):
+            break
         Z = result.x
         c, g = fun(Z)
+        if np.linalg.norm(g) > target:
+            Z = _balance(arch, Z)  # restart from the balanced representative
+            c, g = fun(Z)
+    polish = target if polish_tol is None else min(target, polish_tol * g0)
+    newton = 0
+    if newton_iterations > 0 and np.linalg.norm(g) > polish and size(Z) <= max_param:
+        balanced = _balance(arch, Z)
+        c_b, g_b = fun(balanced)
+        if np.linalg.norm(g) > target or np.linalg.norm(g_b) <= target:  # never undo convergence
+            Z, c, g = balanced, c_b, g_b
+        with np.errstate(over="ignore", invalid="ignore"):
+            Z, c, g, newton = _newton_polish(fun, Z, polish, newton_iterations, size, max_param, path)
+    if size(Z) > max_param:
+        status: Outcome = "escaped"
+    elif np.linalg.norm(g) <= target:
+        status = "converged"
+    else:
+        status = "stalled"
     final = Network.from_flat(arch, Z)
     gn = float(np.linalg.norm(g))
-    return StationaryPoint(final, float(c), gn, g0, gn <= target, history, iterations)
+    return StationaryPoint(
+        final, float(c), gn, g0, gn <= target, history, iterations,
+        newton_iterations=newton, max_param=size(Z), status=status,
+        path=tuple(path) if path is not None else (),
+    )
