@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
@@ -201,7 +202,8 @@ class StationaryPoint:
         budgets ran out or no step made progress, e.g. at a kink of a ReLU network).
     path
         If ``record_path``: the flat parameters at the end of gradient descent, after every
-        L-BFGS iteration and after every Newton step, in order; else empty.
+        L-BFGS iteration and after every Newton step, in order, ending with ``net.flat()``;
+        else empty.
     """
 
     net: Network
@@ -397,16 +399,16 @@ def stationary_point(
     """
     from scipy.optimize import minimize
 
-    if not (np.isfinite(rel_grad_tol) and 0 < rel_grad_tol < 1):
-        raise ValueError(f"rel_grad_tol must be a number in (0, 1); got {rel_grad_tol!r}")
+    rel_grad_tol = real_scalar("rel_grad_tol", rel_grad_tol, lo=0.0, lo_open=True, hi=1.0, hi_open=True)
     max_iterations = nonnegative_int("max_iterations", max_iterations)
     restarts = nonnegative_int("restarts", restarts)
     newton_iterations = nonnegative_int("newton_iterations", newton_iterations)
-    if not (isinstance(max_param, (int, float, np.floating)) and not np.isnan(max_param) and max_param > 0):
-        raise ValueError(f"max_param must be a number > 0 (or inf); got {max_param!r}")
-    if polish_tol is not None and not (isinstance(polish_tol, (int, float, np.floating)) and 0 <= polish_tol < 1):
-        raise ValueError(f"polish_tol must be None or a number in [0, 1); got {polish_tol!r}")
-    X = net.check_inputs(X)
+    if isinstance(max_param, (bool, np.bool_)) or not isinstance(max_param, numbers.Real) or not max_param > 0:
+        raise ValueError(f"max_param must be a real number in (0, inf]; got {max_param!r}")
+    max_param = float(max_param)
+    if polish_tol is not None:
+        polish_tol = real_scalar("polish_tol", polish_tol, lo=0.0, hi=1.0, hi_open=True)
+    X = require_network(net).check_inputs(X)
     g0 = float(np.linalg.norm(cost_and_gradient(net, X, Y)[1]))
     current, history = gradient_descent(net, X, Y, lr, gd_steps)
     arch = net.arch
@@ -459,6 +461,8 @@ def stationary_point(
         status = "converged"
     else:
         status = "stalled"
+    if path is not None and not np.array_equal(path[-1], Z):
+        path.append(Z.copy())  # the path ends at the returned point
     final = Network.from_flat(arch, Z)
     gn = float(np.linalg.norm(g))
     return StationaryPoint(

@@ -31,6 +31,61 @@ def test_zero_loss_with_far_fewer_parameters_than_outputs(Q):
         assert _relative_loss(net, data.X, data.Y) < EXACT_FIT
 
 
+LAYER_COND = 1e6
+"""Largest condition number of a constructed layer W_ℓ = W^(ℓ) (W^(ℓ−1))⁻¹ accepted at cluster radius
+0.9·h/3 for Q = 2..6: the per-point bound on η gives at most ~5e4 (measured over 20 seeds at
+0.8·h/3 and 0.99·h/3); the worst-case bound used before gave up to 1e7 at 0.8·h/3, which costs
+seven digits of the hidden layers."""
+
+
+def _cumulative(net):
+    W_cum, b_cum, out = np.eye(net.arch.input_dim), np.zeros(net.arch.input_dim), []
+    for W, b in zip(net.weights[:-1], net.biases[:-1]):
+        W_cum, b_cum = W @ W_cum, W @ b_cum + b
+        out.append((W_cum, b_cum))
+    return out
+
+
+@pytest.mark.parametrize("Q", [2, 3, 4, 5, 6])
+def test_each_layer_is_one_truncation_step(Q):
+    for seed in (5, 6, 7):
+        data = _well_inside(Q, seed, n_per_class=60, fraction=0.9)
+        geo = zl.cluster_geometry(data.X, data.labels)
+        net = zl.clustered_minimizer(data.X, data.labels, data.label_vectors)
+        hidden = net.hidden(data.X)
+        for l, (W_cum, b_cum) in enumerate(_cumulative(net)):
+            off = W_cum - np.outer(np.ones(Q), geo.normals[l])  # must be eta_l I
+            eta = off[0, 0]
+            assert eta > 0
+            assert np.allclose(off, eta * np.eye(Q), rtol=0, atol=1e-8 * eta)
+            assert np.allclose(-np.linalg.solve(W_cum, b_cum), geo.apexes[l], rtol=0, atol=1e-8)
+            ours = data.labels == l
+            assert np.all(hidden[l][ours] == 0.0)  # every unit of layer l is off for class l ...
+            assert np.all(hidden[l][~ours] > 0.0)  # ... and on for every other sample
+            for later in hidden[l:]:  # so class l carries one hidden vector from layer l on
+                assert np.all(later[ours] == later[ours][0])
+        assert max(np.linalg.cond(W) for W in net.weights[:-1]) < LAYER_COND
+
+
+def test_eta_keeps_every_sign():
+    from zlnotes.clustered import _truncation_eta
+
+    gen = np.random.default_rng(0)
+    for _ in range(50):
+        M = int(gen.integers(2, 7))
+        n = gen.standard_normal(M)
+        n /= np.linalg.norm(n)
+        p = gen.standard_normal(M)
+        points = p + gen.standard_normal((40, M)) * gen.uniform(0.1, 3.0)
+        in_class = (points - p) @ n < 0  # the class sits behind the hyperplane
+        eta = _truncation_eta(points, in_class, n, p, h=1.0)
+        assert eta > 0
+        W = np.outer(np.ones(M), n) + eta * np.eye(M)
+        pre = (points - p) @ W.T
+        assert np.all(pre[in_class] < 0) and np.all(pre[~in_class] > 0)
+        assert abs(eta + n.sum()) >= 0.5 * eta * (1 - 1e-12)  # the eigenvalue eta + n.1 stays away from 0
+
+
 def test_gaussian_label_vectors_and_more_outputs():
     data = zl.clustered_data(80, 3, 4, output_dim=5, radius=0.01, rng=7)
     assert data.label_vectors.shape == (3, 5)
@@ -81,14 +136,3 @@ def test_bad_input():
     with pytest.raises(ValueError, match="class means must be affinely independent"):
         zl.clustered_minimizer(X, np.repeat(np.arange(3), 5), np.eye(3))
 
-
-def test_stationary_point_reports_honestly():
-    data = zl.generic_data(20, 3, 1, rng=2)
-    net = zl.Network.init(zl.Architecture(3, (2,), 1, "tanh"), rng=3)
-    sp = zl.stationary_point(net, data.X, data.Y, lr=0.1, gd_steps=200)
-    assert sp.converged == (sp.grad_norm <= 1e-9 * sp.initial_grad_norm)
-    assert sp.converged  # this small problem has a finite, non-degenerate minimizer
-    assert np.isclose(sp.cost, zl.cost(sp.net, data.X, data.Y), rtol=1e-14)
-    assert sp.gd_history.steps == 200
-    with pytest.raises(ValueError, match=r"rel_grad_tol must be a number in \(0, 1\)"):
-        zl.stationary_point(net, data.X, data.Y, lr=0.1, gd_steps=0, rel_grad_tol=0.0)
