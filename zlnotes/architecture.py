@@ -235,16 +235,13 @@ class Network:
         """The hidden layers' activations ``[A_1, …, A_L]``, each of shape ``(N, M_ℓ)``."""
         return self.pre_and_post_activations(X)[1][1:]
 
+    def output_layer(self, A_L: Array) -> Array:
+        """The linear output layer ``A_L W_{L+1}ᵀ + 1 b_{L+1}ᵀ`` applied to the last hidden features."""
+        return A_L @ self.weights[-1].T + self.biases[-1]
+
     def forward(self, X: ArrayLike) -> Array:
         """Outputs ``F`` of shape ``(N, Q)``; ``F.ravel()`` is the stacked vector ``x[Z]`` (sample-major)."""
-        A = self.check_inputs(X)
-        sigma = self.arch.sigma
-        for W, b in zip(self.weights[:-1], self.biases[:-1]):
-            A = A @ W.T
-            A += b
-            A = sigma.value(A)
-        return A @ self.weights[-1].T + self.biases[-1]
-
+        return self.output_layer(self.pre_and_post_activations(X)[1][-1])
 
 def require_network(net: object, name: str = "net") -> Network:
     """Return ``net`` if it is a :class:`Network`, else raise ``ValueError`` naming ``name``."""

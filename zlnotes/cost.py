@@ -21,7 +21,7 @@ def _residual(net: Network, X: ArrayLike, Y: ArrayLike) -> tuple[Array, Array, l
     X = require_network(net).check_inputs(X)
     Y = as_matrix("Y", Y, rows=X.shape[0], cols=net.arch.output_dim, cols_label="output_dim")
     pre, post = net.pre_and_post_activations(X)
-    F = post[-1] @ net.weights[-1].T + net.biases[-1]
+    F = net.output_layer(post[-1])
     return F - Y, Y, pre, post
 
 
