@@ -8,7 +8,7 @@ from .activations import ACTIVATIONS, Activation, activation
 from .architecture import Architecture, Network
 from .cost import cost, cost_and_gradient, cost_gradient, output_gradient
 from .clustered import ClusterGeometry, cluster_geometry, clustered_data, clustered_minimizer
-from .construction import zero_loss_minimizer
+from .construction import embed_network, zero_loss_minimizer
 from .data import Dataset, generic_data
 from .jacobian import backprop_factors, jacobian, jacobian_rank, ntk
 from .linalg import (
@@ -42,6 +42,7 @@ __all__ = [
     "cost",
     "cost_and_gradient",
     "cost_gradient",
+    "embed_network",
     "face_split",
     "generic_data",
     "gradient_descent",

@@ -32,7 +32,7 @@ from .architecture import Architecture, Network
 from .linalg import numerical_rank
 from .validation import as_generator, as_matrix, nonnegative_int, positive_int
 
-__all__ = ["zero_loss_minimizer", "diffeomorphism_box", "SHIFT_MARGIN"]
+__all__ = ["zero_loss_minimizer", "embed_network", "diffeomorphism_box", "SHIFT_MARGIN"]
 
 Array = NDArray[np.float64]
 
@@ -208,4 +208,79 @@ def zero_loss_minimizer(
     weights.append(theta[:-1].T)
     biases.append(theta[-1])
     arch = Architecture(M, (width,) * depth, Y.shape[1], sigma)
+    return Network(arch, weights, biases)
+
+
+def embed_network(net: Network, arch: Architecture) -> Network:
+    """The same function as ``net``, written as a network of the wider and deeper ``arch``.
+
+    Extra units of a layer get zero incoming and outgoing weights and zero bias; extra hidden
+    layers are appended after the last one as identity layers ``W = I``, ``b = 0``. An
+    identity layer reproduces its input only where σ is the identity on the values it sees,
+    so adding depth needs ``relu``: its hidden activations are ``≥ 0``, where σ(x) = x.
+    Widening works for every activation, because padded units send zero weights forward.
+
+    Parameters
+    ----------
+    net
+        The network to embed.
+    arch
+        Target architecture: same input and output dimension and activation, at least as
+        deep, and every hidden layer at least as wide as the widest hidden layer of ``net``
+        it has to carry.
+
+    Returns
+    -------
+    Network
+        A network of ``arch`` with ``embedded.forward(X) == net.forward(X)`` for every ``X``
+        (up to the rounding of the added zeros: exactly equal in floating point).
+
+    Raises
+    ------
+    ValueError
+        If ``arch`` is narrower, shallower, has other input or output dimensions or
+        another activation, or adds depth to a non-ReLU network.
+    """
+    from .architecture import require_network
+
+    src = require_network(net).arch
+    if not isinstance(arch, Architecture):
+        raise ValueError(f"arch must be an Architecture; got {type(arch).__name__}")
+    if (arch.input_dim, arch.output_dim) != (src.input_dim, src.output_dim):
+        raise ValueError(
+            f"arch: input and output dimensions must stay ({src.input_dim}, {src.output_dim}); "
+            f"got ({arch.input_dim}, {arch.output_dim})"
+        )
+    if arch.activation != src.activation:
+        raise ValueError(f"arch: activation must stay {src.activation!r}; got {arch.activation!r}")
+    if arch.depth < src.depth:
+        raise ValueError(f"arch: depth must be >= {src.depth} (the network's depth); got {arch.depth}")
+    if arch.depth > src.depth and (src.activation != "relu" or src.depth == 0):
+        raise ValueError(
+            "arch: adding hidden layers needs a relu network with at least one hidden layer "
+            f"(identity layers pass on nonnegative values only); got {src.activation!r} with depth {src.depth}"
+        )
+    carried = list(src.hidden) + [src.hidden[-1] if src.hidden else 0] * (arch.depth - src.depth)
+    narrow = [ell + 1 for ell, (have, need) in enumerate(zip(arch.hidden, carried)) if have < need]
+    if narrow:
+        raise ValueError(
+            f"arch: hidden layer {narrow[0]} has width {arch.hidden[narrow[0] - 1]} < {carried[narrow[0] - 1]}, "
+            "the width it must carry"
+        )
+    weights, biases = [], []
+    src_layers = list(zip(net.weights[:-1], net.biases[:-1]))
+    for ell, (out, inp) in enumerate(arch.layer_shapes[:-1]):
+        W, b = np.zeros((out, inp)), np.zeros(out)
+        if ell < src.depth:
+            W_src, b_src = src_layers[ell]
+        else:  # identity layer on the carried units
+            W_src, b_src = np.eye(carried[ell]), np.zeros(carried[ell])
+        W[: W_src.shape[0], : W_src.shape[1]] = W_src
+        b[: b_src.shape[0]] = b_src
+        weights.append(W)
+        biases.append(b)
+    W_out = np.zeros(arch.layer_shapes[-1])
+    W_out[:, : net.weights[-1].shape[1]] = net.weights[-1]
+    weights.append(W_out)
+    biases.append(net.biases[-1].copy())
     return Network(arch, weights, biases)

@@ -79,3 +79,40 @@ def test_exact_at_any_data_scale(scale):
         for rng in (None, 1):
             net = zl.zero_loss_minimizer(X, Y, depth=3, width=6, activation=activation, rng=rng)
             assert _relative_loss(net, X, Y) < EXACT_FIT
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "softplus"])
+def test_embed_network_wider_keeps_the_function_exactly(activation):
+    net = zl.Network.init(zl.Architecture(3, (4, 2), 2, activation), 5)
+    wide = zl.embed_network(net, zl.Architecture(3, (7, 5), 2, activation))
+    X = np.random.default_rng(6).standard_normal((11, 3))
+    assert np.array_equal(wide.forward(X), net.forward(X))
+
+
+def test_embed_network_deeper_relu_keeps_the_function_exactly():
+    """Identity layers after a relu layer pass its nonnegative output through unchanged."""
+    net = zl.Network.init(zl.Architecture(2, (3, 3), 1, "relu"), 1)
+    deep = zl.embed_network(net, zl.Architecture(2, (4, 3, 6, 3), 1, "relu"))
+    X = np.random.default_rng(2).standard_normal((20, 2)) * 3
+    assert np.array_equal(deep.forward(X), net.forward(X))
+    # the clustered construction, embedded into a wider and deeper network, stays exact
+    data = zl.clustered_data(10, 3, 2, radius=0.02, rng=3)
+    small = zl.clustered_minimizer(data.X, data.labels, data.label_vectors)
+    big = zl.embed_network(small, zl.Architecture(2, (5, 2, 4, 3), 3, "relu"))
+    assert _relative_loss(big, data.X, data.Y) < EXACT_FIT
+
+
+@pytest.mark.parametrize(
+    "src, dst, rule",
+    [
+        (zl.Architecture(2, (3,), 1, "relu"), zl.Architecture(2, (2,), 1, "relu"), "hidden layer 1 has width 2 < 3"),
+        (zl.Architecture(2, (3, 3), 1, "relu"), zl.Architecture(2, (3,), 1, "relu"), "depth must be >= 2"),
+        (zl.Architecture(2, (3,), 1, "tanh"), zl.Architecture(2, (3, 3), 1, "tanh"), "adding hidden layers needs a relu"),
+        (zl.Architecture(2, (3,), 1, "relu"), zl.Architecture(2, (3, 2), 1, "relu"), "hidden layer 2 has width 2 < 3"),
+        (zl.Architecture(2, (3,), 1, "relu"), zl.Architecture(3, (3,), 1, "relu"), "input and output dimensions"),
+        (zl.Architecture(2, (3,), 1, "relu"), zl.Architecture(2, (3,), 1, "tanh"), "activation must stay"),
+    ],
+)
+def test_embed_network_refuses_what_it_cannot_carry(src, dst, rule):
+    with pytest.raises(ValueError, match=rule):
+        zl.embed_network(zl.Network.init(src, 0), dst)
