@@ -7,6 +7,9 @@
 ``zlnotes run CHAPTER [-p NAME VALUE ...] [--out DIR]``
     Check the values against the parameters cell, run the chapter through papermill into
     ``runs/`` (the chapter itself is not touched), and render the result to HTML.
+``zlnotes sweep NAME --preset PRESET --out DIR [--workers N | --scheduler ADDR] [--dry-run]``
+    Run an experiment over the grid of a preset into ``DIR/results.jsonl``; rerunning
+    resumes (see :mod:`zlnotes.sweep`).
 
 A CHAPTER is a path, a stem (``01_networks_cost_jacobian``) or a number (``1``).
 """
@@ -14,6 +17,7 @@ A CHAPTER is a path, a stem (``01_networks_cost_jacobian``) or a number (``1``).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -73,6 +77,44 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from . import sweep
+
+    experiment = sweep.get_experiment(args.name)
+    points = experiment.points(args.preset)
+    if args.dry_run:
+        if not points:
+            return 0
+        try:
+            print("\n".join(sweep.point_key(params) for params in points), flush=True)
+        except BrokenPipeError:  # e.g. `| head`: stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    if args.out is None:
+        raise ValueError("--out DIR is required (except with --dry-run)")
+    try:
+        summary = sweep.run_sweep(
+            experiment, args.preset, args.out, workers=args.workers, scheduler=args.scheduler,
+            retry_errors=args.retry_errors,
+        )
+    except (ImportError, sweep.SweepError) as exc:
+        print(f"zlnotes sweep: {exc}", file=sys.stderr)
+        return 1
+    failed = f" ({summary.failed} failed)" if summary.failed else ""
+    print(
+        f"{experiment.name}/{args.preset}: {summary.total} points, {summary.already_done} already done, "
+        f"{summary.run_now} run now{failed} -> {summary.results}"
+    )
+    if summary.errors:
+        print(
+            f"{summary.errors} point(s) recorded as errors (status \"error\" in {summary.results}); "
+            "rerun with --retry-errors to run them again",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zlnotes",
@@ -105,6 +147,28 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=int, default=chapters.CELL_TIMEOUT, help="seconds one cell may run (default: %(default)s)"
     )
     run.set_defaults(func=_run)
+
+    sweep = commands.add_parser(
+        "sweep", help="run an experiment over a preset's grid into DIR/results.jsonl (resumes where it stopped)",
+        description="Run a named experiment (a key of zlnotes.experiments.EXPERIMENTS, or package.module:attribute) "
+        "over the grid of a preset. One JSON line per finished point goes to DIR/results.jsonl; rerunning the same "
+        "command skips the points already there.",
+    )
+    sweep.add_argument("name", metavar="NAME", help="experiment name, or package.module:attribute")
+    sweep.add_argument("--preset", required=True, help="which grid to run: tiny (seconds), book (data/), full (a cluster)")
+    sweep.add_argument("--out", metavar="DIR", default=None, help="output folder; rerunning with it resumes")
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=int, default=None, metavar="N",
+        help="local worker processes (default: the number of CPUs; 1 runs in this process)",
+    )
+    where.add_argument(
+        "--scheduler", default=None, metavar="ADDR",
+        help="run on the Dask cluster at ADDR (tcp://host:8786); needs: pip install -e .[distributed]",
+    )
+    sweep.add_argument("--dry-run", action="store_true", help="print the key of every point of the grid, one per line")
+    sweep.add_argument("--retry-errors", action="store_true", help="rerun points an earlier run recorded as errors")
+    sweep.set_defaults(func=_sweep)
     return parser
 
 
@@ -120,7 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         The exit status: 0 on success, 1 if a chapter failed to execute (it is left
-        unchanged, and later chapters are not run), 2 on bad arguments.
+        unchanged, and later chapters are not run) or a sweep failed or holds error
+        records, 2 on bad arguments.
     """
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError

@@ -1,0 +1,395 @@
+"""Tests of zlnotes.sweep and `zlnotes sweep`, on the test-only experiments in sweep_fixtures.py."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sweep_fixtures as fx
+
+from zlnotes import sweep
+from zlnotes.cli import main
+from zlnotes.sweep import Experiment, SweepError, TornLineWarning, get_experiment, load_results, point_key, run_sweep
+
+HERE = Path(__file__).resolve().parent
+PROCESS_TIMEOUT = 120
+"""Seconds a `zlnotes sweep` subprocess may take: it needs ~3 s; a busy machine may be much slower."""
+
+
+def outcomes(path: Path) -> dict[str, tuple[Any, ...]]:
+    """key -> (params, status, result) of every record, for exact comparisons between runs."""
+    return {r["key"]: (r["params"], r["status"], r["result"]) for r in load_results(path)}
+
+
+def raw_keys(path: Path) -> Counter[str]:
+    """How often each key occurs in results.jsonl, read without load_results' checks."""
+    return Counter(json.loads(line)["key"] for line in (path / "results.jsonl").read_text().splitlines())
+
+
+def grid_keys(experiment: Experiment, preset: str = "tiny") -> set[str]:
+    return {point_key(p) for p in experiment.points(preset)}
+
+
+@pytest.fixture(scope="module")
+def fast_reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Any, ...]]:
+    """FAST/tiny run point by point in this process: the reference every other way must match."""
+    out = tmp_path_factory.mktemp("fast_reference")
+    run_sweep(fx.FAST, "tiny", out, workers=1, progress=False)
+    return outcomes(out)
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment of a `zlnotes sweep` subprocess: sweep_fixtures importable, one BLAS thread."""
+    path = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
+# -- keys and experiments ---------------------------------------------------------------
+
+
+def test_point_key_is_sorted_readable_and_order_independent() -> None:
+    key = point_key({"width": 8, "seed": 0, "data": "generic", "depth": 2})
+    assert key == "data=generic,depth=2,seed=0,width=8"
+    assert point_key({"depth": 2, "width": 8, "data": "generic", "seed": 0}) == key
+
+
+def test_point_key_spells_types_exactly() -> None:
+    import numpy as np
+
+    assert point_key({"lr": 0.1, "x": 1.0, "n": 1, "flag": True}) == "flag=True,lr=0.1,n=1,x=1.0"
+    assert point_key({"lr": 1 / 3}) == "lr=0.3333333333333333"  # repr: every float exact
+    # numpy scalars become the Python scalars they equal
+    assert point_key({"lr": np.float64(0.1), "n": np.int64(1), "flag": np.bool_(True)}) == "flag=True,lr=0.1,n=1"
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"lr": float("nan")}, "parameter 'lr' must be finite"),
+        ({"data": "a,b"}, "parameter 'data': a string value may not contain"),
+        ({"a=b": 1}, "parameter names must be non-empty strings"),
+        ({"widths": [1, 2]}, "parameter 'widths' must be an int, float, str or bool; got list"),
+    ],
+)
+def test_point_key_refuses_values_that_are_not_plain_scalars(params: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        point_key(params)
+
+
+def test_points_names_the_unknown_preset_and_the_valid_ones() -> None:
+    assert fx.FAST.points("tiny")[0] == {"label": "generic", "n": 60, "seed": 0, "sleep": 0.0}
+    with pytest.raises(ValueError, match=r"preset 'huge' is not defined for experiment 'fast'; valid presets: tiny, book"):
+        fx.FAST.points("huge")
+
+
+def test_points_refuses_duplicate_keys() -> None:
+    twice = Experiment("twice", "", fx.seeded_numbers, {"tiny": [{"seed": 1, "n": 2}, {"n": 2, "seed": 1}]})
+    with pytest.raises(ValueError, match=r"points 0 and 1 have the same key 'n=2,seed=1'"):
+        twice.points("tiny")
+
+
+def test_get_experiment_by_module_attribute() -> None:
+    assert get_experiment("sweep_fixtures:FAST") is fx.FAST
+    with pytest.raises(ValueError, match="cannot import module 'no_such_module'"):
+        get_experiment("no_such_module:X")
+    with pytest.raises(ValueError, match="module 'sweep_fixtures' has no attribute 'NOPE'"):
+        get_experiment("sweep_fixtures:NOPE")
+    with pytest.raises(ValueError, match="is a function, not a zlnotes.sweep.Experiment"):
+        get_experiment("sweep_fixtures:non_finite")
+
+
+def test_get_experiment_lists_the_known_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    registry = types.ModuleType("zlnotes.experiments")
+    registry.EXPERIMENTS = {"fast": fx.FAST, "slow": fx.SLOW}  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "zlnotes.experiments", registry)
+    assert get_experiment("slow") is fx.SLOW
+    with pytest.raises(ValueError, match="unknown experiment 'nope'; known experiments: fast, slow"):
+        get_experiment("nope")
+
+
+def test_get_experiment_without_a_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "zlnotes.experiments", None)  # makes the import fail
+    with pytest.raises(ValueError, match=r"no experiments are registered \(zlnotes.experiments is missing\)"):
+        get_experiment("dichotomy")
+
+
+# -- running, resuming, provenance ------------------------------------------------------
+
+
+def test_run_resume_and_manifest(tmp_path: Path, fast_reference: dict) -> None:
+    summary = run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
+    assert (summary.total, summary.already_done, summary.run_now, summary.failed, summary.errors) == (6, 0, 6, 0, 0)
+    assert not summary.repaired and summary.results == tmp_path / "results.jsonl"
+    assert outcomes(tmp_path) == fast_reference
+    record = load_results(tmp_path)[0]
+    assert record["result"]["first_row"] == list(record["result"]["first_row"])  # numpy array stored as a list
+    assert record["zlnotes_version"] == "0.1.0" and record["elapsed_s"] >= 0 and record["finished_at"].endswith("Z")
+
+    again = run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
+    assert (again.already_done, again.run_now) == (6, 0)
+    assert raw_keys(tmp_path) == Counter(grid_keys(fx.FAST))
+
+    manifest = json.loads((tmp_path / "sweep.json").read_text())
+    assert (manifest["experiment"], manifest["preset"]) == ("fast", "tiny")
+    assert manifest["grid"] == fx.FAST.points("tiny")
+    for name in ("zlnotes_version", "commit", "date", "python", "numpy", "scipy", "platform"):
+        assert name in manifest
+    assert manifest["commit"] is None or len(manifest["commit"].removesuffix("+dirty")) == 40
+    assert [run["workers"] for run in manifest["runs"]] == [1]  # the second call ran no points
+    assert not list(tmp_path.glob("*.tmp"))  # the atomic write left no temporary file
+
+
+def test_local_pool_is_bit_identical_to_in_process(tmp_path: Path, fast_reference: dict) -> None:
+    summary = run_sweep(fx.FAST, "tiny", tmp_path, workers=2, progress=False)
+    assert summary.run_now == 6
+    assert outcomes(tmp_path) == fast_reference
+
+
+def test_manifest_of_another_sweep_is_refused(tmp_path: Path) -> None:
+    run_sweep(fx.FAILING, "tiny", tmp_path, workers=1, progress=False)
+    with pytest.raises(ValueError, match="holds a sweep of experiment 'failing', preset 'tiny', not 'fast', preset 'tiny'"):
+        run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
+    changed = Experiment("failing", "", fx.fails_on_seed_2, {"tiny": fx._grid(range(5), 10)})
+    with pytest.raises(ValueError, match="over a different grid"):
+        run_sweep(changed, "tiny", tmp_path, workers=1, progress=False)
+
+
+def test_results_of_another_grid_without_manifest_are_refused(tmp_path: Path) -> None:
+    run_sweep(fx.FAILING, "tiny", tmp_path, workers=1, progress=False)
+    (tmp_path / "sweep.json").unlink()
+    with pytest.raises(ValueError, match=r"holds 4 point\(s\) not in the grid of 'fast'"):
+        run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"workers": 0}, "workers must be an integer >= 1; got 0"),
+        ({"workers": True}, "workers must be an integer >= 1; got True"),
+        ({"workers": 2, "scheduler": "tcp://localhost:1"}, "workers and scheduler are exclusive"),
+        ({"scheduler": ""}, "scheduler must be an address"),
+    ],
+)
+def test_bad_arguments_name_the_argument(tmp_path: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        run_sweep(fx.FAST, "tiny", tmp_path / "out", progress=False, **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_must_be_a_folder_and_preset_must_exist(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="out must be a folder"):
+        run_sweep(fx.FAST, "tiny", tmp_path / "file", workers=1)
+    with pytest.raises(ValueError, match="preset 'huge' is not defined"):
+        run_sweep("sweep_fixtures:FAST", "huge", tmp_path / "out", workers=1)
+
+
+def test_unpicklable_run_needs_one_worker(tmp_path: Path) -> None:
+    local = Experiment("local", "", lambda params: {"x": params["seed"]}, {"tiny": [{"seed": 1}]})
+    with pytest.raises(ValueError, match="cannot be sent to worker processes"):
+        run_sweep(local, "tiny", tmp_path, workers=2, progress=False)
+    assert run_sweep(local, "tiny", tmp_path, workers=1, progress=False).run_now == 1
+
+
+def test_a_locked_folder_is_refused(tmp_path: Path) -> None:
+    with open(tmp_path / ".lock", "w") as f:
+        f.write("12345\n")
+        f.flush()
+        fcntl.flock(f, fcntl.LOCK_EX)
+        with pytest.raises(ValueError, match=r"is in use by another running sweep \(pid 12345\)"):
+            run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
+    assert not (tmp_path / "results.jsonl").exists()
+    assert run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False).run_now == 6  # lock released
+
+
+def test_missing_distributed_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ImportError, match=r"pip install -e \.\[distributed\]"):
+        run_sweep(fx.FAST, "tiny", tmp_path / "out", scheduler="tcp://localhost:1", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+# -- what goes into results.jsonl -------------------------------------------------------
+
+
+def test_non_finite_floats_round_trip(tmp_path: Path) -> None:
+    run_sweep(fx.NON_FINITE, "tiny", tmp_path, workers=1, progress=False)
+    for line in (tmp_path / "results.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"bare {name} in results.jsonl"))  # strict JSON
+        assert '"nan"' in line and '"-inf"' in line
+    for record in load_results(tmp_path):
+        expected = fx.non_finite(record["params"])
+        result = record["result"]
+        assert math.isnan(result["nan"]) and math.isnan(result["nested"][1])
+        assert result["inf"] == math.inf and result["neg_inf"] == -math.inf and result["nested"][2]["deep"][0] == -math.inf
+        assert result["exact"] == expected["exact"] and result["nested"][2]["deep"][1] == expected["exact"]
+        assert result["tiny"] == 5e-324 and result["none"] is None and result["flag"] is True
+
+
+def test_reserved_strings_make_an_error_record(tmp_path: Path) -> None:
+    summary = run_sweep(fx.RESERVED, "tiny", tmp_path, workers=1, progress=False)
+    assert summary.failed == 1
+    (record,) = load_results(tmp_path)
+    assert record["error"] == "ValueError: result['value'] is the string 'nan', which results.jsonl reserves for a non-finite float"
+
+
+def test_failing_points_are_recorded_and_retried_on_request(tmp_path: Path) -> None:
+    summary = run_sweep(fx.FAILING, "tiny", tmp_path, workers=1, progress=False)
+    assert (summary.run_now, summary.failed, summary.errors) == (4, 1, 1)
+    (bad,) = [r for r in load_results(tmp_path) if r["status"] == "error"]
+    assert bad["params"]["seed"] == 2 and bad["result"] is None
+    assert bad["error"] == "ZeroDivisionError: seed 2 is cursed" and "fails_on_seed_2" in bad["traceback"]
+
+    again = run_sweep(fx.FAILING, "tiny", tmp_path, workers=1, progress=False)
+    assert (again.run_now, again.failed, again.errors) == (0, 0, 1)  # not retried by default
+
+    retried = run_sweep(fx.FAILING, "tiny", tmp_path, workers=1, progress=False, retry_errors=True)
+    assert (retried.already_done, retried.run_now, retried.failed, retried.errors) == (3, 1, 1, 1)
+    assert raw_keys(tmp_path) == Counter(grid_keys(fx.FAILING))  # the retried key is still there once
+
+
+def test_a_dying_worker_stops_the_sweep_but_keeps_finished_points(tmp_path: Path) -> None:
+    with pytest.raises(SweepError, match="a worker process died"):
+        run_sweep(fx.DIES, "tiny", tmp_path, workers=2, progress=False)
+    done = raw_keys(tmp_path)
+    assert set(done) <= grid_keys(fx.DIES) - {point_key(fx.DIES.points("tiny")[3])}
+    assert all(count == 1 for count in done.values())
+
+
+# -- torn lines and load_results --------------------------------------------------------
+
+
+def test_torn_last_line_is_reported_and_repaired(
+    tmp_path: Path, fast_reference: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
+    path = tmp_path / "results.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])  # a write cut short
+
+    with pytest.warns(TornLineWarning, match="ends with an incomplete line"):
+        assert len(load_results(tmp_path)) == 5
+
+    summary = run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
+    assert summary.repaired and (summary.already_done, summary.run_now) == (5, 1)
+    err = capsys.readouterr().err
+    assert "warning:" in err and "ended with an incomplete line" in err and "truncated it" in err
+    assert raw_keys(tmp_path) == Counter(grid_keys(fx.FAST))
+    assert outcomes(tmp_path) == fast_reference
+
+
+def test_load_results_refuses_corruption_and_duplicates(tmp_path: Path) -> None:
+    run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
+    path = tmp_path / "results.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    assert len(load_results(path)) == 6  # the file itself, or its folder
+    path.write_text(lines[0] + "{not json\n" + "".join(lines[1:]))
+    with pytest.raises(ValueError, match="line 2 is not valid JSON"):
+        load_results(path)
+    path.write_text("".join(lines) + lines[0])
+    with pytest.raises(ValueError, match="appears twice"):
+        load_results(path)
+    with pytest.raises(ValueError, match="appears twice"):
+        run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
+
+
+# -- the command line -------------------------------------------------------------------
+
+
+def test_cli_dry_run_prints_every_key(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["sweep", "sweep_fixtures:FAST", "--preset", "tiny", "--dry-run"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [point_key(p) for p in fx.FAST.points("tiny")]
+    assert printed[0] == "label=generic,n=60,seed=0,sleep=0.0"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sweep_fixtures:FAST", "--preset", "huge", "--out", "x"], "valid presets: tiny, book"),
+        (["sweep_fixtures:FAST", "--preset", "tiny"], "--out DIR is required"),
+        (["sweep_fixtures:FAST", "--preset", "tiny", "--out", "x", "--workers", "0"], "workers must be an integer >= 1"),
+        (["sweep_fixtures:FAST", "--preset", "tiny", "--workers", "2", "--scheduler", "tcp://h:1"], "not allowed with"),
+        (["sweep_fixtures:NOPE", "--preset", "tiny", "--dry-run"], "has no attribute 'NOPE'"),
+    ],
+)
+def test_cli_usage_errors(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(["sweep", *args])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_runs_and_reports_error_points(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = str(tmp_path / "out")
+    assert main(["sweep", "sweep_fixtures:FAILING", "--preset", "tiny", "--out", out, "--workers", "1"]) == 1
+    captured = capsys.readouterr()
+    assert f"failing/tiny: 4 points, 0 already done, 4 run now (1 failed) -> {out}/results.jsonl" in captured.out
+    assert "1 point(s) recorded as errors" in captured.err and "--retry-errors" in captured.err
+    assert main(["sweep", "sweep_fixtures:FAST", "--preset", "tiny", "--out", str(tmp_path / "ok"), "--workers", "1"]) == 0
+
+
+def test_kill_9_mid_run_then_resume(tmp_path: Path) -> None:
+    """kill -9 the whole process group of a running sweep; rerunning completes it exactly."""
+    reference_dir = tmp_path / "reference"
+    run_sweep(fx.SLOW, "tiny", reference_dir, workers=1, progress=False)
+    reference = outcomes(reference_dir)
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "zlnotes.cli", "sweep", "sweep_fixtures:SLOW", "--preset", "tiny", "--out", str(out), "--workers", "2"]
+    process = subprocess.Popen(
+        command, env=subprocess_env(), start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    results, deadline = out / "results.jsonl", time.monotonic() + PROCESS_TIMEOUT
+    try:
+        while not (results.exists() and results.read_bytes().count(b"\n") >= 3):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the sweep wrote no 3 points in time"
+            time.sleep(0.01)
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.communicate(timeout=PROCESS_TIMEOUT)
+    assert process.returncode == -signal.SIGKILL
+    written = results.read_bytes().count(b"\n")
+    assert 3 <= written < 24, "the sweep finished before it was killed"
+
+    done = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=PROCESS_TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    assert f"slow/tiny: 24 points, {written} already done, {24 - written} run now" in done.stdout
+    assert raw_keys(out) == Counter(grid_keys(fx.SLOW))  # every key exactly once
+    assert outcomes(out) == reference
+
+
+def test_dask_cluster_is_bit_identical(tmp_path: Path, fast_reference: dict) -> None:
+    distributed = pytest.importorskip("distributed")
+    import cloudpickle
+
+    # Workers of a real cluster cannot import a test module: ship its functions by value.
+    cloudpickle.register_pickle_by_value(fx)
+    try:
+        with distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster:
+            summary = run_sweep(fx.FAST, "tiny", tmp_path, scheduler=cluster.scheduler_address, progress=False)
+    finally:
+        cloudpickle.unregister_pickle_by_value(fx)
+    assert summary.run_now == 6
+    assert outcomes(tmp_path) == fast_reference
+    manifest = json.loads((tmp_path / "sweep.json").read_text())
+    assert manifest["runs"][0]["scheduler"].startswith("tcp://") and manifest["runs"][0]["workers"] is None
