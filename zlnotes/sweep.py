@@ -638,6 +638,11 @@ def _run_local(
                 outcome = future.result()
             except BrokenProcessPool as exc:
                 raise SweepError(f"a worker process died ({exc}); finished points are saved, rerun to resume") from exc
+            except Exception as exc:  # noqa: BLE001 - _execute records the point's own errors; this is the pool's
+                raise SweepError(
+                    f"a worker process could not run a point ({type(exc).__name__}: {exc}); "
+                    "finished points are saved, rerun to resume"
+                ) from exc
             yield futures[future], outcome
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
