@@ -1,0 +1,221 @@
+"""Named experiments for :mod:`zlnotes.sweep`: the parameter grids behind the book's sweeps.
+
+``dichotomy``
+    Gradient descent against the explicit constructions, across the threshold ``K = QN``,
+    for generic and for clustered data (chapter 09). One point trains one network from one
+    seeded start and records the final cost, the gradient, the rank of ``D`` and, where a
+    construction applies to the same architecture, the cost of that construction.
+
+Every point is a pure function of its parameters: the data depend on ``seed`` only (so a
+curve over widths is drawn for one data set), the start on ``seed`` and the architecture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .architecture import Architecture, Network
+from .clustered import cluster_geometry, clustered_data, clustered_minimizer
+from .construction import embed_network, zero_loss_minimizer
+from .cost import cost, cost_and_gradient, output_gradient
+from .data import Dataset, generic_data
+from .jacobian import ntk
+from .linalg import gram_rtol, rank_from_gram_eigenvalues
+from .sweep import Experiment
+from .training import gradient_descent
+
+__all__ = ["EXPERIMENTS", "DICHOTOMY", "DATA_FAMILIES", "dichotomy_point", "dichotomy_data", "widths_for_ratios"]
+
+DATA_FAMILIES: Mapping[str, Mapping[str, Any]] = {
+    # [ZL]'s setting: N generic points in general position with input_dim >= N - 1, so the
+    # constructions of Theorems 2.1/2.2 apply once width >= N - 1; Gaussian targets in R^Q.
+    "generic": {"n_samples": 32, "input_dim": 31, "output_dim": 16},
+    # [CM-deep]'s setting: C tight classes in a low input dimension with one-hot targets; the
+    # truncation construction (depth C, width M) fits them with K/QN far below 1.
+    "clustered": {"n_samples": 150, "input_dim": 2, "output_dim": 3, "n_classes": 3, "radius": 0.05},
+}
+"""The two data families of the ``dichotomy`` sweep (sizes chosen to span K/QN ≈ 0.05–20)."""
+
+RELATIVE_TARGET = 1e-12
+"""Gradient descent stops once ``C ≤ RELATIVE_TARGET · C_const``: zero loss to plotting accuracy."""
+
+
+def dichotomy_data(params: Mapping[str, Any]) -> Dataset:
+    """The training set of one ``dichotomy`` point: depends on ``data``, the sizes and ``seed`` only.
+
+    Parameters
+    ----------
+    params
+        ``data`` (``"generic"`` or ``"clustered"``), ``n_samples``, ``input_dim``,
+        ``output_dim``, ``seed``, and for clustered data ``n_classes`` and ``radius``.
+
+    Returns
+    -------
+    Dataset
+    """
+    rng = np.random.default_rng([int(params["seed"]), 0])
+    if params["data"] == "generic":
+        return generic_data(params["n_samples"], params["input_dim"], params["output_dim"], rng=rng)
+    if params["data"] == "clustered":
+        C = params["n_classes"]
+        if params["n_samples"] % C:
+            raise ValueError(f"n_samples must be a multiple of n_classes = {C}; got {params['n_samples']}")
+        return clustered_data(
+            params["n_samples"] // C, C, params["input_dim"], params["output_dim"], radius=params["radius"], rng=rng
+        )
+    raise ValueError(f"data must be 'generic' or 'clustered'; got {params['data']!r}")
+
+
+def _construction(data: Dataset, arch: Architecture, params: Mapping[str, Any]) -> tuple[str | None, Network | None, str]:
+    """The explicit zero-loss construction that applies to ``arch`` on ``data``, if any."""
+    N, M = data.X.shape
+    if arch.depth >= 1 and N <= arch.hidden[0] + 1 and np.linalg.matrix_rank(np.hstack([data.X, np.ones((N, 1))])) == N:
+        net = zero_loss_minimizer(data.X, data.Y, depth=arch.depth, width=arch.hidden[0], activation=arch.activation)
+        return ("theorem 2.2" if arch.sigma.positive_sector else "theorem 2.1"), net, ""
+    if params["data"] == "clustered":
+        C = params["n_classes"]
+        if arch.activation != "relu":
+            return None, None, "the truncation construction is a relu network"
+        if arch.depth < C or min(arch.hidden) < M:
+            return None, None, f"the truncation construction needs depth >= {C} and width >= {M}"
+        if not cluster_geometry(data.X, data.labels).satisfied:
+            return None, None, "the classes violate delta < h/3"
+        net = clustered_minimizer(data.X, data.labels, data.label_vectors)
+        return "truncation", embed_network(net, arch), ""
+    return None, None, f"theorems 2.1/2.2 need width >= N - 1 = {N - 1} and affinely independent inputs"
+
+
+def dichotomy_point(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Train one network by gradient descent and compare it with the explicit construction.
+
+    Parameters
+    ----------
+    params
+        The data parameters of :func:`dichotomy_data` and ``depth``, ``width``,
+        ``activation``, ``steps`` (gradient-descent budget) and ``lr_factor`` (step size
+        ``lr = lr_factor · N / λ_max(D Dᵀ)`` at the start, as in chapters 05 and 08).
+
+    Returns
+    -------
+    dict
+        ``K``, ``QN``, ``ratio`` (``K/QN``); ``lr``; ``status`` and ``steps_taken`` of the run;
+        ``cost_start`` and ``cost`` relative to ``C_const`` (the cost of the best constant
+        output); ``grad_norm`` (``|∇_Z C|`` at the end) and ``grad_norm_start``;
+        ``rank_ratio`` (``rank D / QN`` at the end, Gram route, tolerance ``√(QN ε)``);
+        ``lambda_min`` (smallest eigenvalue of ``D Dᵀ / N``, relative to the largest);
+        ``range_fraction`` (``|P ∇_x C| / |∇_x C|``: zero exactly at a stationary point,
+        where Theorem 1.5 gives ``C = (N/2)|P^⊥ ∇_x C|²``; in general
+        ``|C − (N/2)|P^⊥ ∇_x C|²| / C`` equals its square, so it measures how far from
+        stationary the run ended);
+        ``construction`` (its name or ``None``), ``construction_cost`` (relative, or ``None``)
+        and ``construction_note`` (why none applies).
+    """
+    data = dichotomy_data(params)
+    X, Y = data.X, data.Y
+    N, Q = Y.shape
+    arch = Architecture(X.shape[1], (int(params["width"]),) * int(params["depth"]), Q, params["activation"])
+    QN, K = N * Q, arch.num_params
+    c_const = float(np.sum((Y - Y.mean(axis=0)) ** 2) / (2 * N))
+    net0 = Network.init(arch, np.random.default_rng([int(params["seed"]), 1]))
+    lr = float(params["lr_factor"]) * N / float(np.linalg.eigvalsh(ntk(net0, X))[-1])
+    c0, g0 = cost_and_gradient(net0, X, Y)
+    net, hist = gradient_descent(net0, X, Y, lr, int(params["steps"]), target_cost=RELATIVE_TARGET * c_const)
+    c, g = cost_and_gradient(net, X, Y)
+
+    lam, U = np.linalg.eigh(ntk(net, X))
+    tol = gram_rtol(QN)
+    rank = rank_from_gram_eigenvalues(lam, tol)
+    grad_x = output_gradient(net, X, Y)
+    in_range = float(np.linalg.norm(U[:, QN - rank :].T @ grad_x))  # |P ∇_x C|: top eigenvectors span range D
+    norm_x = float(np.linalg.norm(grad_x))
+
+    name, built, note = _construction(data, arch, params)
+    return {
+        "K": K,
+        "QN": QN,
+        "ratio": K / QN,
+        "lr": lr,
+        "status": hist.status,
+        "steps_taken": hist.steps,
+        "cost_start": c0 / c_const,
+        "cost": c / c_const,
+        "grad_norm_start": float(np.linalg.norm(g0)),
+        "grad_norm": float(np.linalg.norm(g)),
+        "rank_ratio": rank / QN,
+        "lambda_min": float(max(lam[0], 0.0) / lam[-1]) if lam[-1] > 0 else 0.0,
+        "range_fraction": in_range / norm_x if norm_x > 0 else 0.0,
+        "construction": name,
+        "construction_cost": cost(built, X, Y) / c_const if built is not None else None,
+        "construction_note": note,
+    }
+
+
+def widths_for_ratios(
+    depth: int, input_dim: int, output_dim: int, n_samples: int, ratios: Sequence[float]
+) -> list[int]:
+    """The smallest width whose network has ``K/QN ≥ r``, for each ratio ``r`` (duplicates dropped).
+
+    Parameters
+    ----------
+    depth, input_dim, output_dim, n_samples
+        ``L``, ``M``, ``Q`` and ``N``.
+    ratios
+        Targets for ``K/QN``, increasing.
+
+    Returns
+    -------
+    list of int
+        Increasing widths.
+    """
+    QN = n_samples * output_dim
+
+    def K(h: int) -> int:
+        return Architecture(input_dim, (h,) * depth, output_dim, "relu").num_params
+
+    widths: list[int] = []
+    for r in ratios:
+        lo, hi = 1, 1
+        while K(hi) < r * QN:  # K grows with h: double, then bisect
+            lo, hi = hi, 2 * hi
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (mid + 1, hi) if K(mid) < r * QN else (lo, mid)
+        if not widths or lo > widths[-1]:
+            widths.append(lo)
+    return widths
+
+
+def _dichotomy_grid(
+    depths: Sequence[int], n_ratios: int, seeds: Sequence[int], *, steps: int, lo: float = 0.05, hi: float = 20.0
+) -> list[dict[str, Any]]:
+    ratios = np.geomspace(lo, hi, n_ratios)
+    grid = []
+    for data, family in DATA_FAMILIES.items():
+        for depth in depths:
+            dims = (family["input_dim"], family["output_dim"], family["n_samples"])
+            for width in widths_for_ratios(depth, *dims, ratios):
+                for seed in seeds:
+                    grid.append(
+                        {"data": data, **family, "depth": depth, "width": width, "activation": "relu",
+                         "steps": steps, "lr_factor": 0.5, "seed": seed}
+                    )
+    return grid
+
+
+DICHOTOMY = Experiment(
+    name="dichotomy",
+    description="gradient descent against the explicit constructions across K = QN, generic and clustered data",
+    run=dichotomy_point,
+    presets={
+        "tiny": _dichotomy_grid([1], 3, [0], steps=200, hi=5.0),
+        "book": _dichotomy_grid([1, 3, 5], 10, range(4), steps=4000),
+        "full": _dichotomy_grid([1, 2, 3, 4, 5, 6], 24, range(20), steps=20000, lo=0.03, hi=30.0),
+    },
+)
+"""The ``dichotomy`` sweep of chapter 09."""
+
+EXPERIMENTS: Mapping[str, Experiment] = {DICHOTOMY.name: DICHOTOMY}
+"""Experiments ``zlnotes sweep NAME`` knows by name."""
