@@ -35,7 +35,9 @@ DATA_FAMILIES: Mapping[str, Mapping[str, Any]] = {
     "generic": {"n_samples": 32, "input_dim": 31, "output_dim": 16},
     # [CM-deep]'s setting: C tight classes in a low input dimension with one-hot targets; the
     # truncation construction (depth C, width M) fits them with K/QN far below 1.
-    "clustered": {"n_samples": 150, "input_dim": 2, "output_dim": 3, "n_classes": 3, "radius": 0.05},
+    # The radius is a fraction of h/3 (h: the separation of the class means), so that the
+    # construction's sufficient condition delta < h/3 holds for every seed.
+    "clustered": {"n_samples": 150, "input_dim": 2, "output_dim": 3, "n_classes": 3, "radius_fraction": 0.3},
 }
 """The two data families of the ``dichotomy`` sweep (sizes chosen to span K/QN ≈ 0.05–20)."""
 
@@ -50,7 +52,9 @@ def dichotomy_data(params: Mapping[str, Any]) -> Dataset:
     ----------
     params
         ``data`` (``"generic"`` or ``"clustered"``), ``n_samples``, ``input_dim``,
-        ``output_dim``, ``seed``, and for clustered data ``n_classes`` and ``radius``.
+        ``output_dim``, ``seed``, and for clustered data ``n_classes`` and ``radius_fraction``:
+        the points lie within ``radius_fraction · h/3`` of their class's generating mean,
+        where ``h`` is the separation of the means (see :func:`zlnotes.cluster_geometry`).
 
     Returns
     -------
@@ -63,9 +67,12 @@ def dichotomy_data(params: Mapping[str, Any]) -> Dataset:
         C = params["n_classes"]
         if params["n_samples"] % C:
             raise ValueError(f"n_samples must be a multiple of n_classes = {C}; got {params['n_samples']}")
-        return clustered_data(
-            params["n_samples"] // C, C, params["input_dim"], params["output_dim"], radius=params["radius"], rng=rng
-        )
+        if not 0 < params["radius_fraction"] < 1:
+            raise ValueError(f"radius_fraction must be in (0, 1) (the construction needs delta < h/3); got {params['radius_fraction']}")
+        sizes = (params["n_samples"] // C, C, params["input_dim"], params["output_dim"])
+        means = clustered_data(*sizes, radius=0.0, rng=np.random.default_rng([int(params["seed"]), 0]))  # same means
+        h = cluster_geometry(means.X, means.labels).h
+        return clustered_data(*sizes, radius=params["radius_fraction"] * h / 3, rng=rng)
     raise ValueError(f"data must be 'generic' or 'clustered'; got {params['data']!r}")
 
 

@@ -88,3 +88,12 @@ def test_the_registry_knows_dichotomy():
     from zlnotes.sweep import get_experiment
 
     assert get_experiment("dichotomy") is ex.DICHOTOMY
+
+
+def test_clustered_data_satisfy_the_construction_condition_for_every_seed():
+    """The radius is relative to h/3, so delta < h/3 holds whatever the seed draws."""
+    for seed in range(50):
+        data = ex.dichotomy_data(_point(data="clustered", seed=seed))
+        assert zl.cluster_geometry(data.X, data.labels).satisfied
+    with pytest.raises(ValueError, match="radius_fraction must be in"):
+        ex.dichotomy_data(_point(data="clustered", radius_fraction=1.0))
