@@ -14,6 +14,21 @@ The Gram identity
     D Dᵀ[(j, q), (k, p)] = Σ_ℓ ⟨G_ℓ[j, q], G_ℓ[k, p]⟩ · (⟨A_{ℓ−1}[j], A_{ℓ−1}[k]⟩ + 1)
 
 gives the empirical NTK without forming ``D``.
+
+How the kernels are written (``benchmarks/`` measures them)
+-----------------------------------------------------------
+- :func:`jacobian` allocates ``D`` once and writes every entry exactly once: the bias block
+  of layer ℓ is a copy of ``G_ℓ``, the ``W_ℓ`` block is one broadcast product
+  ``G_ℓ[:, :, :, None] · A_{ℓ−1}[:, None, None, :]`` written straight into its slice of ``D``
+  (no temporary of the block's size), and the output layer, whose ``G`` is the identity, is
+  written as zeros plus a diagonal. Its time is that of writing ``D``; its extra memory is
+  two ``(N·Q, M_ℓ)`` factors.
+- :func:`ntk` multiplies only the ``N·Q × M_ℓ`` factors: per block of rows it forms
+  ``G_ℓ[rows] G_ℓ[cols]ᵀ`` for the columns on and right of the diagonal block (one BLAS call
+  per layer), scales it by ``A_{ℓ−1} A_{ℓ−1}ᵀ + 1`` repeated over the outputs, accumulates
+  the layers while the block is still in cache, and mirrors the upper block triangle at the
+  end, so the result is exactly symmetric. The output layer adds ``A_L A_Lᵀ + 1`` to the
+  entries with ``q = p`` (its ``G`` is the identity) with no product at all.
 """
 
 from __future__ import annotations
@@ -23,12 +38,43 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .activations import _tanh_prime
 from .architecture import Network, require_network
 from .linalg import _check_rtol, default_rtol, gram_rank, gram_rtol, numerical_rank
 
 __all__ = ["backprop_factors", "jacobian", "ntk", "jacobian_rank"]
 
 Array = NDArray[np.float64]
+
+NTK_BLOCK_ROWS = 256
+"""Rows of ``D Dᵀ`` that :func:`ntk` computes per block: a block of ``256 × N·Q`` doubles
+(2 MB at ``N·Q = 1024``) stays in the last-level cache while every layer is added to it,
+and is large enough that each BLAS call runs at full speed."""
+
+
+def _derivatives(net: Network, pre: list[Array], post: list[Array]) -> list[Array]:
+    """``σ'(Z_ℓ)`` for ℓ = 1..L; for tanh read off the activations (``1 − A_ℓ²``, the same
+    floating-point operations :func:`zlnotes.activation` ``("tanh").derivative`` performs)."""
+    sigma = net.arch.sigma
+    if sigma.derivative is _tanh_prime and sigma.value is np.tanh:
+        return [1.0 - A * A for A in post[1:]]
+    return [sigma.derivative(Z) for Z in pre]
+
+
+def _hidden_factors(net: Network, dsig: list[Array], N: int) -> list[Array]:
+    """``G_ℓ`` as ``(N·Q, M_ℓ)`` matrices (row ``j·Q + q``), for ℓ = 1..L."""
+    Q = net.arch.output_dim
+    L = net.arch.depth
+    G: list[Array] = [np.empty(0)] * L
+    for ell in range(L, 0, -1):  # hidden layer ℓ uses W_{ℓ+1} = weights[ℓ]
+        M = net.arch.hidden[ell - 1]
+        if ell == L:  # G_{L+1} = I: G_L[j, q, :] = W_{L+1}[q, :] ⊙ σ'(Z_L[j, :])
+            Gl = net.weights[L][None, :, :] * dsig[L - 1][:, None, :]
+        else:
+            Gl = (G[ell] @ net.weights[ell]).reshape(N, Q, M)
+            Gl *= dsig[ell - 1][:, None, :]
+        G[ell - 1] = Gl.reshape(N * Q, M)
+    return G
 
 
 def backprop_factors(net: Network, X: ArrayLike) -> list[tuple[Array, Array]]:
@@ -51,12 +97,9 @@ def backprop_factors(net: Network, X: ArrayLike) -> list[tuple[Array, Array]]:
     pre, post = require_network(net).pre_and_post_activations(X)
     N = post[0].shape[0]
     Q = net.arch.output_dim
-    G = np.broadcast_to(np.eye(Q), (N, Q, Q))
-    factors = [(post[-1], G)]
-    for ell in range(net.arch.depth, 0, -1):  # hidden layer ℓ uses W_{ℓ+1} = weights[ℓ]
-        G = (G @ net.weights[ell]) * net.arch.sigma.derivative(pre[ell - 1])[:, None, :]
-        factors.append((post[ell - 1], G))
-    factors.reverse()
+    G = _hidden_factors(net, _derivatives(net, pre, post), N)
+    factors = [(A, Gl.reshape(N, Q, -1)) for A, Gl in zip(post[:-1], G)]
+    factors.append((post[-1], np.broadcast_to(np.eye(Q), (N, Q, Q))))
     return factors
 
 
@@ -75,13 +118,36 @@ def jacobian(net: Network, X: ArrayLike) -> Array:
     numpy.ndarray, shape (N·Q, K)
         Row ``j·Q + q`` is ``∇_Z f_q(x_j)``; columns in the order of :meth:`Network.flat`.
     """
-    factors = backprop_factors(net, X)
-    N = factors[0][0].shape[0]
-    Q = net.arch.output_dim
-    D = np.empty((N, Q, net.arch.num_params))
-    for (A, G), (ws, bs), (out, inp) in zip(factors, net.arch.param_offsets(), net.arch.layer_shapes):
-        np.multiply(G[:, :, :, None], A[:, None, None, :], out=D[:, :, ws].reshape(N, Q, out, inp))
+    pre, post = require_network(net).pre_and_post_activations(X)
+    arch = net.arch
+    N = post[0].shape[0]
+    Q, L = arch.output_dim, arch.depth
+    offsets = arch.param_offsets()
+    D = np.empty((N, Q, arch.num_params))
+
+    # Output layer: ∂f_q/∂W_{L+1}[p, b] = δ_qp A_L[j, b] and ∂f_q/∂b_{L+1}[p] = δ_qp.
+    ws, bs = offsets[L]
+    M_L = post[-1].shape[1]
+    out_w = D[:, :, ws].reshape(N, Q, Q, M_L)
+    out_w.fill(0.0)
+    q = np.arange(Q)
+    out_w[:, q, q, :] = post[-1][:, None, :]
+    D[:, :, bs] = np.eye(Q)
+
+    # Hidden layers, last to first. G_ℓ lives in its own array (a factor read from inside D
+    # would make numpy copy it: it cannot prove the read and the write do not overlap).
+    dsig = _derivatives(net, pre, post)
+    G_next: Array | None = None  # G_{ℓ+1}, shape (N·Q, M_{ℓ+1})
+    for ell in range(L, 0, -1):
+        (ws, bs), (M, M_in) = offsets[ell - 1], arch.layer_shapes[ell - 1]
+        if G_next is None:  # ℓ = L: G_{L+1} = I
+            G = net.weights[L][None, :, :] * dsig[L - 1][:, None, :]
+        else:
+            G = (G_next @ net.weights[ell]).reshape(N, Q, M)
+            G *= dsig[ell - 1][:, None, :]
         D[:, :, bs] = G
+        np.multiply(G[:, :, :, None], post[ell - 1][:, None, None, :], out=D[:, :, ws].reshape(N, Q, M, M_in))
+        G_next = G.reshape(N * Q, M)
     return D.reshape(N * Q, -1)
 
 
@@ -100,18 +166,52 @@ def ntk(net: Network, X: ArrayLike) -> Array:
     Returns
     -------
     numpy.ndarray, shape (N·Q, N·Q)
-        Symmetric positive semi-definite; same row order as :func:`jacobian`.
+        Symmetric (exactly) positive semi-definite; same row order as :func:`jacobian`.
     """
-    factors = backprop_factors(net, X)
-    N = factors[0][0].shape[0]
-    Q = net.arch.output_dim
-    K = np.zeros((N, Q, N, Q))
-    for A, G in factors:
-        input_gram = A @ A.T
-        input_gram += 1.0
-        Gm = G.reshape(N * Q, -1)
-        K += (Gm @ Gm.T).reshape(N, Q, N, Q) * input_gram[:, None, :, None]
-    return K.reshape(N * Q, N * Q)
+    pre, post = require_network(net).pre_and_post_activations(X)
+    arch = net.arch
+    N = post[0].shape[0]
+    Q = arch.output_dim
+    NQ = N * Q
+    G = _hidden_factors(net, _derivatives(net, pre, post), N)
+    S = []  # A_{ℓ−1} A_{ℓ−1}ᵀ + 1 for ℓ = 1..L+1
+    for A in post:
+        Sl = A @ A.T
+        Sl += 1.0
+        S.append(Sl)
+
+    K = np.empty((NQ, NQ))
+    nb = max(1, NTK_BLOCK_ROWS // Q)  # samples per block of rows
+    scratch = np.empty(min(nb, N) * Q * NQ)
+    for r0 in range(0, N, nb):
+        r1 = min(N, r0 + nb)
+        rows, cols = slice(r0 * Q, r1 * Q), slice(r0 * Q, NQ)
+        nr, nc = (r1 - r0) * Q, NQ - r0 * Q
+        block = K[rows, cols]
+        for ell, Gl in enumerate(G):  # hidden layers ℓ = 1..L, in order
+            prod = scratch[: nr * nc].reshape(nr, nc)
+            np.matmul(Gl[rows], Gl[cols].T, out=prod)
+            s = np.repeat(S[ell][r0:r1, r0:], Q, axis=1)[:, None, :]  # S[j, k] at column k·Q + p
+            if ell == 0:
+                np.multiply(prod.reshape(r1 - r0, Q, nc), s, out=block.reshape(r1 - r0, Q, nc))
+            else:
+                prod3 = prod.reshape(r1 - r0, Q, nc)
+                prod3 *= s
+                block += prod
+        if not G:
+            block.fill(0.0)
+        # output layer: G_{L+1} = I contributes S_{L+1}[j, k] where q = p
+        b4 = block.reshape(r1 - r0, Q, N - r0, Q)
+        for q in range(Q):
+            b4[:, q, :, q] += S[-1][r0:r1, r0:]
+        # the diagonal block is symmetric in exact arithmetic: make it so in floating point
+        diag = K[rows, rows]
+        low = np.tril_indices(nr, -1)
+        diag[low] = diag.T[low]
+        # mirror the blocks above this one
+        if r0 > 0:
+            K[rows, : r0 * Q] = K[: r0 * Q, rows].T
+    return K
 
 
 def jacobian_rank(
@@ -124,10 +224,15 @@ def jacobian_rank(
     """Numerical rank of ``D`` without forming it (when the tolerance allows).
 
     The rank is ``#{s_i > rtol · s_1}`` for the singular values ``s`` of ``D``. On the Gram
-    route it is read off the eigenvalues ``s_i²`` of :func:`ntk`; because the Gram matrix
-    squares the singular values, that route can only resolve ``rtol ≥ √(QN · ε)`` (see
-    :mod:`zlnotes.linalg`), which is also its default. A smaller ``rtol`` (with
-    ``method="auto"``) falls back to the SVD of the full ``D``.
+    route it is read off the eigenvalues ``s_i²`` of :func:`ntk` (``D`` is never formed: time
+    ``O((QN)² Σ M_ℓ)`` for the NTK plus ``O((QN)³)`` for :func:`numpy.linalg.eigvalsh`,
+    memory ``O((QN)²)``, against ``O(QN · K)`` memory and ``O((QN)² K)`` time for the SVD of
+    ``D``). Because the Gram matrix squares the singular values, that route resolves only
+    ``rtol ≥ √(QN · ε)`` (derived in :mod:`zlnotes.linalg`), which is also its default: it
+    counts ``s_i > √(QN · ε) · s_1``. This equals :func:`numpy.linalg.matrix_rank` of ``D``
+    unless a singular value lies between ``max(QN, K) · ε · s_1`` and ``√(QN · ε) · s_1``;
+    then the Gram rank is the smaller. A smaller ``rtol`` (with ``method="auto"``) falls back
+    to the SVD of the full ``D``.
 
     Parameters
     ----------

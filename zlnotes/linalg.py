@@ -3,20 +3,39 @@
 Tolerance rule
 --------------
 A matrix ``A`` (m × n) with singular values ``s_1 ≥ s_2 ≥ …`` has *numerical rank*
-``#{i : s_i > rtol · s_1}``. The default ``rtol = max(m, n) · ε`` (ε = 2.2e-16, the float64
-machine epsilon) is the rule of LAPACK and :func:`numpy.linalg.matrix_rank`: a backward-stable
-SVD computes the singular values of ``A + E`` with ``‖E‖₂ ≲ max(m, n) · ε · ‖A‖₂``, so a
+``#{i : s_i > rtol · s_1}``.
+
+**SVD route** (:func:`numerical_rank`). The default ``rtol = max(m, n) · ε`` (ε = 2.2e-16,
+the float64 machine epsilon) is the rule of LAPACK and :func:`numpy.linalg.matrix_rank`: a
+backward-stable SVD returns the exact singular values of ``A + E`` with
+``‖E‖₂ ≲ max(m, n) · ε · ‖A‖₂``, and by Weyl's inequality ``|ŝ_i − s_i| ≤ ‖E‖₂``, so a
 singular value below that bound cannot be told apart from zero.
 
-A Gram matrix ``G = A Aᵀ`` has eigenvalues ``s_i²``. Computing the rank from ``G`` is much
-cheaper when ``A`` is wide, but it squares the condition number: ``G`` is known only up to an
-error of about ``m · ε · s_1²`` (rounding in forming ``G`` and in the symmetric eigensolver),
-so the Gram route resolves singular values only down to ``s_1 · √(m · ε)`` — about
-``1.5e-7 · s_1`` for m = 100 and ``4.7e-7 · s_1`` for m = 1000 — instead of ``s_1 · max(m, n) · ε``.
-:func:`gram_rank` therefore uses ``rtol_gram = √(m · ε)`` by default (on the singular-value
-scale; the eigenvalue threshold is its square) and refuses a smaller ``rtol``; callers who
-need finer resolution must use the SVD (:func:`numerical_rank`), as
-:func:`zlnotes.jacobian_rank` does automatically.
+**Gram route** (:func:`gram_rank`, :func:`zlnotes.jacobian_rank`). The Gram matrix
+``G = A Aᵀ`` has eigenvalues ``λ_i = s_i²``: squaring is what makes the route cheap for a
+wide ``A`` (``m × m`` instead of ``m × n``) and what costs it resolution. ``G`` carries two
+errors, both on the scale of its largest eigenvalue ``s_1²``:
+
+1. forming it: each entry is a sum of products with a rounding error of at most a few ε
+   times ``|a_i| |a_j|`` (rows of ``A``), so the error matrix has 2-norm ``≲ c · ε · ‖A‖_F²
+   ≤ c · m · ε · s_1²``;
+2. the symmetric eigensolver (LAPACK ``syevd`` behind :func:`numpy.linalg.eigvalsh`) is
+   backward stable: its eigenvalues are exact for ``G + E'`` with ``‖E'‖₂ ≲ m · ε · s_1²``.
+
+By Weyl's inequality every computed ``λ_i`` is within about ``m · ε · s_1²`` of ``s_i²``, so
+an eigenvalue is distinguishable from zero only if ``s_i² > m · ε · s_1²``, that is
+``s_i > √(m · ε) · s_1``. The Gram route therefore uses ``rtol_gram = √(m · ε)``
+(:func:`gram_rtol`; about ``1.5e-7`` for m = 100, ``4.7e-7`` for m = 1000 and ``9.5e-7`` for
+m = 4096) on the singular-value scale, i.e. it counts eigenvalues ``λ_i > m · ε · λ_max``.
+
+What that costs: singular values between ``max(m, n) · ε · s_1`` and ``√(m · ε) · s_1``
+(about six orders of magnitude: for m = 1000, n = 10⁴ from ``2.2e-12`` to ``4.7e-7``) are
+seen by the SVD and not by the Gram route. The two ranks agree whenever no singular value
+falls in that band, as for a generic network whose smallest singular value is well above
+it; a network with a near-degenerate layer can put one there, and then the Gram rank is the
+smaller (it is the rank at the coarser tolerance, as documented). :func:`gram_rank` refuses
+an ``rtol`` below ``√(m · ε)``; :func:`zlnotes.jacobian_rank` falls back to the SVD of the
+full ``D`` when asked for one (or for ``method="svd"``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from conftest import central_difference, relative_error
+from reference import plain_cost_gradient
 from tolerances import FD_RTOL, FD_STEP, ROUNDOFF_RTOL
 
 import zlnotes as zl
@@ -49,3 +50,51 @@ def test_bad_targets(small_problem):
     Y[0, 0] = np.nan
     with pytest.raises(ValueError, match="Y must contain only finite values"):
         zl.cost(net, X, Y)
+
+
+# --- the fast gradient against the plain formula (tests/unit/reference.py) ---------------------
+
+
+@pytest.mark.parametrize("activation", zl.ACTIVATIONS)
+@pytest.mark.parametrize("hidden, output_dim, n", [((), 1, 1), ((), 2, 5), ((4,), 1, 1), ((5, 1, 3), 3, 4), ((6, 5, 4), 2, 9)])
+def test_cost_and_gradient_match_the_plain_formula(activation, hidden, output_dim, n):
+    arch = zl.Architecture(3, hidden, output_dim, activation)
+    net = zl.Network.init(arch, rng=len(hidden), bias_std=0.5)
+    rng = np.random.default_rng(n)
+    X, Y = rng.standard_normal((n, 3)), rng.standard_normal((n, output_dim))
+    c_plain, g_plain = plain_cost_gradient(net, X, Y)
+    c, g = zl.cost_and_gradient(net, X, Y)
+    assert g.shape == (arch.num_params,)
+    assert abs(c - c_plain) <= ROUNDOFF_RTOL * c_plain
+    assert relative_error(g, g_plain) < ROUNDOFF_RTOL
+    assert np.array_equal(zl.cost_gradient(net, X, Y), g)
+
+
+def test_tanh_derivative_from_the_activations_is_exact():
+    """cost_and_gradient and jacobian read tanh' = 1 − A² off the forward pass: the same bits as
+    evaluating the activation's derivative at the pre-activations."""
+    from zlnotes.jacobian import _derivatives
+
+    arch = zl.Architecture(3, (5, 4), 2, "tanh")
+    net = zl.Network.init(arch, rng=2)
+    X = np.random.default_rng(3).standard_normal((20, 3)) * 3
+    pre, post = net.pre_and_post_activations(X)
+    for fast, Z in zip(_derivatives(net, pre, post), pre):
+        assert np.array_equal(fast, arch.sigma.derivative(Z))
+
+
+def test_cost_gradient_does_not_form_d():
+    """The gradient's extra memory is a few N × M_ℓ arrays, far below the size of D."""
+    import tracemalloc
+
+    arch = zl.Architecture(8, (64, 64), 4, "relu")
+    net = zl.Network.init(arch, rng=0)
+    X = np.random.default_rng(1).standard_normal((200, 8))
+    Y = np.random.default_rng(2).standard_normal((200, 4))
+    zl.cost_gradient(net, X, Y)
+    tracemalloc.start()
+    zl.cost_gradient(net, X, Y)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    d_bytes = 200 * 4 * arch.num_params * 8
+    assert peak < 0.05 * d_bytes

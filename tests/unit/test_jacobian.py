@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import sympy as sp
 from conftest import central_difference, relative_error
+from reference import plain_jacobian
 from tolerances import FD_RTOL, FD_STEP, ROUNDOFF_RTOL
 
 import zlnotes as zl
@@ -133,3 +134,130 @@ def test_gram_route_resolution_is_what_the_docs_say():
         A = (U * s) @ V.T
         assert zl.numerical_rank(A) == 40
         assert zl.gram_rank(A @ A.T) == (40 if gram_sees_it else 39)
+
+
+# --- the fast kernels against the plain formulas (tests/unit/reference.py) --------------------
+
+EDGE_SHAPES = [
+    # (hidden, output_dim, n): depth 0, Q = 1, N = 1, a width-1 layer, several blocks of ntk
+    ((), 1, 1),
+    ((), 3, 4),
+    ((4,), 1, 1),
+    ((5, 1, 3), 2, 6),
+    ((6, 5, 4), 3, 7),
+]
+
+
+@pytest.mark.parametrize("activation", zl.ACTIVATIONS)
+@pytest.mark.parametrize("hidden, output_dim, n", EDGE_SHAPES)
+def test_fast_kernels_match_the_plain_formulas(activation, hidden, output_dim, n):
+    net, X = _problem(activation, hidden, output_dim=output_dim, n=n, seed=len(hidden) + output_dim)
+    D_plain = plain_jacobian(net, X)
+    D = zl.jacobian(net, X)
+    assert D.shape == D_plain.shape == (n * output_dim, net.arch.num_params)
+    assert relative_error(D, D_plain) < ROUNDOFF_RTOL
+    K = zl.ntk(net, X)
+    assert relative_error(K, D_plain @ D_plain.T) < ROUNDOFF_RTOL
+    assert np.array_equal(K, K.T)  # exactly symmetric, not only to rounding
+    factors = zl.backprop_factors(net, X)
+    assert len(factors) == net.arch.depth + 1
+    for (A, G), (ws, bs), (out, inp) in zip(factors, net.arch.param_offsets(), net.arch.layer_shapes):
+        assert A.shape == (n, inp) and G.shape == (n, output_dim, out)
+        assert relative_error(G.reshape(n * output_dim, out), D_plain[:, bs]) < ROUNDOFF_RTOL
+
+
+@pytest.mark.parametrize("output_dim, n", [(1, 300), (3, 100), (8, 40)])
+def test_ntk_in_several_row_blocks(output_dim, n):
+    """N·Q larger than a block of rows, and Q not dividing the block: every block and the
+    mirrored lower triangle are right."""
+    from zlnotes.jacobian import NTK_BLOCK_ROWS
+
+    net, X = _problem("softplus", hidden=(7, 5), input_dim=3, output_dim=output_dim, n=n)
+    assert n * output_dim > NTK_BLOCK_ROWS
+    D = plain_jacobian(net, X)
+    K = zl.ntk(net, X)
+    assert relative_error(K, D @ D.T) < ROUNDOFF_RTOL
+    assert np.array_equal(K, K.T)
+
+
+def test_jacobian_blocks_are_written_exactly_once():
+    """The output layer's blocks are exact (zeros, copies of A_L, the identity) and no entry is
+    left unwritten: D has no NaN even when the memory it was allocated in held NaN."""
+    net, X = _problem("tanh", hidden=(5, 4), output_dim=3, n=6)
+    N, Q = 6, 3
+    D = zl.jacobian(net, X)
+    assert np.all(np.isfinite(D))
+    w_last, b_last = net.arch.param_offsets()[-1]
+    A_L = net.hidden(X)[-1]
+    block = D[:, w_last].reshape(N, Q, Q, -1)
+    for q in range(Q):
+        for p in range(Q):
+            expected = A_L if q == p else np.zeros_like(A_L)
+            assert np.array_equal(block[:, q, p, :], expected)
+    assert np.array_equal(D[:, b_last], np.tile(np.eye(Q), (N, 1)))
+
+
+@pytest.mark.parametrize("activation", zl.ACTIVATIONS)
+@pytest.mark.parametrize("hidden, output_dim, n", EDGE_SHAPES + [((8, 8), 2, 10), ((2,), 1, 30)])
+def test_jacobian_rank_is_the_svd_rank_at_the_gram_tolerance(activation, hidden, output_dim, n):
+    """The documented rule: the Gram route counts s_i > √(QN ε) s_1; the SVD with that tolerance
+    agrees, and so does matrix_rank's finer default whenever no s_i lies between the two."""
+    net, X = _problem(activation, hidden, output_dim=output_dim, n=n, seed=3)
+    D = plain_jacobian(net, X)
+    QN = D.shape[0]
+    r = zl.jacobian_rank(net, X)
+    assert r == zl.numerical_rank(D, rtol=zl.gram_rtol(QN)) == zl.jacobian_rank(net, X, method="gram")
+    s = zl.singular_values(D)
+    in_between = np.count_nonzero((s > max(D.shape) * zl.linalg.EPS * s[0]) & (s <= zl.gram_rtol(QN) * s[0]))
+    assert zl.jacobian_rank(net, X, method="svd") == np.linalg.matrix_rank(D) == r + in_between
+
+
+def test_jacobian_rank_below_the_gram_resolution():
+    """A singular value between the SVD tolerance and √(QN ε) s_1: the Gram route cannot see it
+    (and says so by its definition); asking for a finer rtol falls back to the SVD, which can."""
+    net, X = _problem("softplus", (5, 1, 3), output_dim=2, n=6, seed=3)  # a width-1 bottleneck
+    D = zl.jacobian(net, X)
+    s = zl.singular_values(D)
+    assert max(D.shape) * zl.linalg.EPS < s[-1] / s[0] < zl.gram_rtol(12)  # 4.8e-8 < 5.2e-8
+    assert zl.jacobian_rank(net, X) == 11
+    assert zl.jacobian_rank(net, X, rtol=1e-10) == zl.jacobian_rank(net, X, method="svd") == np.linalg.matrix_rank(D) == 12
+
+
+def test_jacobian_rank_auto_uses_the_gram_route_unless_rtol_is_finer(monkeypatch):
+    import sys
+
+    jac = sys.modules["zlnotes.jacobian"]  # the module (zl.jacobian is the function)
+    net, X = _problem("tanh", hidden=(8, 8), output_dim=2, n=10)
+    calls = []
+    real = jac.numerical_rank
+    monkeypatch.setattr(jac, "numerical_rank", lambda *a, **k: calls.append(1) or real(*a, **k))
+    floor = zl.gram_rtol(20)
+    assert zl.jacobian_rank(net, X) == 20 and not calls  # default: Gram
+    assert zl.jacobian_rank(net, X, rtol=2 * floor) == 20 and not calls  # resolvable: Gram
+    assert zl.jacobian_rank(net, X, rtol=floor / 2) == 20 and len(calls) == 1  # finer: SVD
+
+
+def test_kernels_reject_bad_input():
+    net, X = _problem("tanh", hidden=(4,), output_dim=2, n=5)
+    for fn in (zl.jacobian, zl.ntk, zl.jacobian_rank, zl.backprop_factors):
+        with pytest.raises(ValueError, match="X must have input_dim=3 columns"):
+            fn(net, X[:, :2])
+        bad = X.copy()
+        bad[0, 0] = np.inf
+        with pytest.raises(ValueError, match="X must contain only finite values"):
+            fn(net, bad)
+        with pytest.raises(ValueError, match="net must be a zlnotes.Network"):
+            fn("not a network", X)
+
+
+def test_jacobian_peak_memory_is_the_size_of_d():
+    """jacobian allocates D once and no temporary of a block's size (issue 7: ≤ 1.2 × (D + X))."""
+    import tracemalloc
+
+    net, X = _problem("tanh", hidden=(64, 64), input_dim=16, output_dim=4, n=128)
+    zl.jacobian(net, X)
+    tracemalloc.start()
+    D = zl.jacobian(net, X)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak <= 1.2 * (D.nbytes + X.nbytes)
