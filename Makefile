@@ -4,9 +4,13 @@
 #   make test        unit tests, nbval, committed-output check, papermill runs, book build,
 #                    the built pages in headless Chromium (skipped without Chromium)
 #   make notebooks   re-execute chapters in place (all, or CHAPTERS="1 3")
+#   make bench       zlnotes kernels against torch.func, JAX and neural-tangents
+#                    -> benchmarks/results/results.{json,md} (BENCH_THREADS=1, BENCH_ARGS=...)
 #   make clean       remove _build/ and runs/
 #
-# Every target first makes sure .venv exists and holds requirements.txt and zlnotes
+# `make bench` uses two environments of its own, built on first use: benchmarks/.venv
+# (torch CPU, JAX) and benchmarks/.venv-nt (neural-tangents with the older JAX it needs).
+# Every other target first makes sure .venv exists and holds requirements.txt and zlnotes
 # (editable); that step reruns only when requirements.txt or pyproject.toml change.
 
 PYTHON ?= python3
@@ -19,7 +23,7 @@ CHAPTERS ?=
 # unset; a value such as Agg in the caller's shell would silently drop every figure.
 unexport MPLBACKEND
 
-.PHONY: book test notebooks clean
+.PHONY: book test notebooks bench clean
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -44,6 +48,33 @@ test: $(STAMP)
 
 notebooks: $(STAMP)
 	$(BIN)/zlnotes notebooks $(CHAPTERS)
+
+BENCH_VENV := benchmarks/.venv
+BENCH_NT_VENV := benchmarks/.venv-nt
+BENCH_THREADS ?= 1
+BENCH_ARGS ?=
+
+# torch first, pinned, so that pip takes the CPU build on this machine's disk and nothing
+# later can pull a CUDA build; then the rest with the pins as constraints; then zlnotes.
+$(BENCH_VENV)/.installed: benchmarks/requirements.txt pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet "$$(grep '^torch==' benchmarks/requirements.txt)"
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r benchmarks/requirements.txt -c benchmarks/requirements.txt
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+$(BENCH_NT_VENV)/.installed: benchmarks/requirements-nt.txt pyproject.toml
+	test -x $(BENCH_NT_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_NT_VENV)
+	$(BENCH_NT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_NT_VENV)/bin/python -m pip install --quiet -r benchmarks/requirements-nt.txt -c benchmarks/requirements-nt.txt
+	$(BENCH_NT_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+# Prints the tables; a run at a load average above 1.0 is marked provisional.
+bench: $(BENCH_VENV)/.installed $(BENCH_NT_VENV)/.installed
+	$(BENCH_VENV)/bin/python benchmarks/bench.py --threads $(BENCH_THREADS) \
+		--nt-python $(BENCH_NT_VENV)/bin/python $(BENCH_ARGS)
 
 clean:
 	rm -rf _build runs

@@ -17,12 +17,11 @@ gives the empirical NTK without forming ``D``.
 
 How the kernels are written (``benchmarks/`` measures them)
 -----------------------------------------------------------
-- :func:`jacobian` allocates ``D`` once and writes every entry exactly once: the bias block
-  of layer ℓ is a copy of ``G_ℓ``, the ``W_ℓ`` block is one broadcast product
-  ``G_ℓ[:, :, :, None] · A_{ℓ−1}[:, None, None, :]`` written straight into its slice of ``D``
-  (no temporary of the block's size), and the output layer, whose ``G`` is the identity, is
-  written as zeros plus a diagonal. Its time is that of writing ``D``; its extra memory is
-  two ``(N·Q, M_ℓ)`` factors.
+- :func:`jacobian` allocates ``D`` once and fills it in place: the bias block of layer ℓ is
+  a copy of ``G_ℓ``, the ``W_ℓ`` block the products ``G_ℓ[j, q, a] · A_{ℓ−1}[j, b]`` written
+  chunk by chunk (see :func:`_write_outer`; no temporary of a block's size), and the output
+  layer, whose ``G`` is the identity, zeros plus a diagonal. Its time is close to that of
+  writing ``D``; its extra memory is two ``(N·Q, M_ℓ)`` factors and a 1 MiB tile.
 - :func:`ntk` multiplies only the ``N·Q × M_ℓ`` factors: per block of rows it forms
   ``G_ℓ[rows] G_ℓ[cols]ᵀ`` for the columns on and right of the diagonal block (one BLAS call
   per layer), scales it by ``A_{ℓ−1} A_{ℓ−1}ᵀ + 1`` repeated over the outputs, accumulates
@@ -103,6 +102,35 @@ def backprop_factors(net: Network, X: ArrayLike) -> list[tuple[Array, Array]]:
     return factors
 
 
+JACOBIAN_CHUNK_BYTES = 1 << 20
+"""Bytes of ``D`` that :func:`jacobian` writes per chunk of samples: one chunk (1 MiB, the
+size of a core's L2 cache here) is written and then rescaled while it is still in cache."""
+
+
+def _write_outer(block: Array, G: Array, A: Array) -> None:
+    """``block[j, q, a·M_in + b] = G[j, q, a] · A[j, b]``, the ``W_ℓ`` block of ``D``.
+
+    ``block`` is the ``(N, Q, M·M_in)`` view of ``D``'s columns of ``W_ℓ``. A single broadcast
+    product ``G[..., None] · A`` would run numpy's multiply loop once per ``(j, q, a)`` on
+    only ``M_in`` numbers, and that per-call cost exceeds the cost of writing them. Instead,
+    per chunk of samples: copy ``G`` broadcast over ``b`` into the block (numpy's copy loop
+    is cheap per call), then multiply each row of ``M·M_in`` numbers in place by ``A[j]``
+    tiled ``M`` times (one long loop per ``(j, q)``), while the chunk is still in cache.
+    Every entry is the single product ``G[j, q, a] · A[j, b]``, as in the plain formula.
+    """
+    N, Q, M = G.shape
+    M_in = A.shape[1]
+    view = block.reshape(N, Q, M, M_in)
+    nb = int(min(N, max(1, JACOBIAN_CHUNK_BYTES // (Q * M * M_in * 8))))  # samples per chunk
+    tile = np.empty((nb, M, M_in))
+    for j0 in range(0, N, nb):
+        j1 = min(N, j0 + nb)
+        rows, t = slice(j0, j1), tile[: j1 - j0]
+        np.copyto(view[rows], G[rows, :, :, None])
+        np.copyto(t, A[rows, None, :])
+        np.multiply(block[rows], t.reshape(j1 - j0, 1, M * M_in), out=block[rows])
+
+
 def jacobian(net: Network, X: ArrayLike) -> Array:
     """The training Jacobian ``D = ∂x[Z]/∂Z``.
 
@@ -146,7 +174,7 @@ def jacobian(net: Network, X: ArrayLike) -> Array:
             G = (G_next @ net.weights[ell]).reshape(N, Q, M)
             G *= dsig[ell - 1][:, None, :]
         D[:, :, bs] = G
-        np.multiply(G[:, :, :, None], post[ell - 1][:, None, None, :], out=D[:, :, ws].reshape(N, Q, M, M_in))
+        _write_outer(D[:, :, ws], G, post[ell - 1])
         G_next = G.reshape(N * Q, M)
     return D.reshape(N * Q, -1)
 
