@@ -72,6 +72,20 @@ def test_opens_with_parameters_cell(chapter: tuple[str, nbformat.NotebookNode]) 
     assert not undocumented, f"{name}: parameters without a `# help` comment: {undocumented}"
 
 
+def test_papermill_reads_every_parameter(chapter: tuple[str, nbformat.NotebookNode]) -> None:
+    """papermill's own inspector (``papermill --help-notebook``) parses every line of the cell.
+
+    It gives up, with a warning on every run, on a line whose comment contains ``=``.
+    """
+    from papermill.translators import PythonTranslator
+
+    name, nb = chapter
+    cell = next(cell for cell in nb.cells if "parameters" in cell.metadata.get("tags", []))
+    seen = {p.name for p in PythonTranslator.inspect(cell)}
+    missed = [p.name for p in chapters.read_parameters(nb) if p.name not in seen]
+    assert not missed, f"{name}: papermill cannot parse the lines of {missed}; write their comments without '='"
+
+
 def test_metadata_normalised(chapter: tuple[str, nbformat.NotebookNode]) -> None:
     name, nb = chapter
     assert chapters.normalise(copy.deepcopy(nb)) == nb, (
