@@ -26,6 +26,7 @@ from .jacobian import ntk
 from .linalg import gram_rtol, rank_from_gram_eigenvalues
 from .sweep import Experiment
 from .training import gradient_descent
+from .validation import positive_int
 
 __all__ = ["EXPERIMENTS", "DICHOTOMY", "DATA_FAMILIES", "dichotomy_point", "dichotomy_data", "widths_for_ratios"]
 
@@ -45,6 +46,12 @@ RELATIVE_TARGET = 1e-12
 """Gradient descent stops once ``C ≤ RELATIVE_TARGET · C_const``: zero loss to plotting accuracy."""
 
 
+def _require(params: Mapping[str, Any], names: Sequence[str]) -> None:
+    missing = [name for name in names if name not in params]
+    if missing:
+        raise ValueError(f"params: a dichotomy point needs {', '.join(missing)} (got {', '.join(sorted(params)) or 'nothing'})")
+
+
 def dichotomy_data(params: Mapping[str, Any]) -> Dataset:
     """The training set of one ``dichotomy`` point: depends on ``data``, the sizes and ``seed`` only.
 
@@ -60,10 +67,12 @@ def dichotomy_data(params: Mapping[str, Any]) -> Dataset:
     -------
     Dataset
     """
+    _require(params, ("data", "n_samples", "input_dim", "output_dim", "seed"))
     rng = np.random.default_rng([int(params["seed"]), 0])
     if params["data"] == "generic":
         return generic_data(params["n_samples"], params["input_dim"], params["output_dim"], rng=rng)
     if params["data"] == "clustered":
+        _require(params, ("n_classes", "radius_fraction"))
         C = params["n_classes"]
         if params["n_samples"] % C:
             raise ValueError(f"n_samples must be a multiple of n_classes = {C}; got {params['n_samples']}")
@@ -120,6 +129,7 @@ def dichotomy_point(params: Mapping[str, Any]) -> dict[str, Any]:
         ``construction`` (its name or ``None``), ``construction_cost`` (relative, or ``None``)
         and ``construction_note`` (why none applies).
     """
+    _require(params, ("depth", "width", "activation", "steps", "lr_factor"))
     data = dichotomy_data(params)
     X, Y = data.X, data.Y
     N, Q = Y.shape
@@ -176,8 +186,18 @@ def widths_for_ratios(
     -------
     list of int
         Increasing widths.
+
+    Raises
+    ------
+    ValueError
+        If ``depth`` or a size is not a positive integer, or the ratios are not finite,
+        positive and increasing.
     """
-    QN = n_samples * output_dim
+    depth, QN = positive_int("depth", depth), positive_int("n_samples", n_samples) * positive_int("output_dim", output_dim)
+    positive_int("input_dim", input_dim)
+    r = np.asarray(ratios, dtype=float)
+    if r.ndim != 1 or r.size == 0 or not np.all(np.isfinite(r)) or np.any(r <= 0) or np.any(np.diff(r) <= 0):
+        raise ValueError(f"ratios must be finite numbers > 0 in increasing order; got {list(ratios)!r}")
 
     def K(h: int) -> int:
         return Architecture(input_dim, (h,) * depth, output_dim, "relu").num_params

@@ -47,7 +47,9 @@ def test_rank_is_bounded_by_parameters_and_outputs(data, depth, width):
     r = ex.dichotomy_point(_point(data=data, depth=depth, width=width))
     rank = round(r["rank_ratio"] * r["QN"])
     assert rank <= min(r["K"], r["QN"])
-    assert r["ratio"] == r["K"] / r["QN"]
+    family = ex.DATA_FAMILIES[data]
+    arch = zl.Architecture(family["input_dim"], (width,) * depth, family["output_dim"], "relu")
+    assert r["K"] == arch.num_params and r["QN"] == family["n_samples"] * family["output_dim"]
     assert 0 <= r["range_fraction"] <= 1 + 1e-12
     assert r["cost"] <= r["cost_start"] or r["status"] == "diverged"
 
@@ -75,6 +77,22 @@ def test_presets_span_the_threshold():
               / (p["n_samples"] * p["output_dim"]) for p in book]
     assert min(ratios) < 0.07 and 20 <= max(ratios) < 25
     assert sorted({p["depth"] for p in book}) == [1, 3, 5] and len({p["seed"] for p in book}) == 4
+
+
+@pytest.mark.parametrize("depth, ratios, rule", [
+    (0, [0.5], "depth must be"), (1, [np.inf], "ratios must be finite"), (1, [np.nan], "ratios must be finite"),
+    (1, [5, 1], "increasing order"), (1, [], "ratios must be"), (1, [-1.0], "ratios must be"),
+])
+def test_widths_for_ratios_refuses_bad_input(depth, ratios, rule):
+    with pytest.raises(ValueError, match=rule):
+        ex.widths_for_ratios(depth, 3, 2, 10, ratios)
+
+
+def test_a_point_without_its_parameters_is_refused():
+    with pytest.raises(ValueError, match="params: a dichotomy point needs"):
+        ex.dichotomy_point({"data": "generic"})
+    with pytest.raises(ValueError, match="needs n_classes, radius_fraction"):
+        ex.dichotomy_data({k: v for k, v in _point(data="clustered").items() if k not in ("n_classes", "radius_fraction")})
 
 
 def test_bad_data_family_is_refused():
