@@ -164,7 +164,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     where.add_argument(
         "--scheduler", default=None, metavar="ADDR",
-        help="run on the Dask cluster at ADDR (tcp://host:8786); needs: pip install -e .[distributed]",
+        help="run on the Dask cluster at ADDR (tcp://host:8786), whose workers should run with --nthreads 1 "
+        "(a worker runs one point at a time); needs: pip install -e .[distributed]",
     )
     sweep.add_argument("--dry-run", action="store_true", help="print the key of every point of the grid, one per line")
     sweep.add_argument("--retry-errors", action="store_true", help="rerun points an earlier run recorded as errors")

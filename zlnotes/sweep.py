@@ -15,6 +15,11 @@ Files in the output folder
          "zlnotes_version": "0.1.0", "commit": "<sha>[+dirty]" | null,
          "host": "...", "finished_at": "<UTC ISO 8601>", "elapsed_s": 0.123}
 
+    ``zlnotes_version``, ``commit`` and ``host`` are those of the process that ran
+    the point (on Dask, the worker's checkout, which may differ from the parent's;
+    the commit is read once per process). Records written before this was so carry
+    the parent's commit; the field is the same.
+
     Only the parent process writes it, one whole line per ``os.write`` on an
     ``O_APPEND`` descriptor followed by ``os.fsync``. A crash or ``kill -9`` therefore
     loses at most the points in flight; the worst it leaves is a torn last line (no
@@ -23,8 +28,8 @@ Files in the output folder
     A key is never written twice.
 ``sweep.json``
     The manifest: experiment, preset, the full grid, and the provenance of the run
-    that created it (zlnotes version, git commit, UTC date, Python/numpy/scipy
-    versions, platform); ``runs`` lists every invocation. Written atomically
+    that created it (zlnotes version, git commit of the parent process, UTC date,
+    Python/numpy/scipy versions, platform); ``runs`` lists every invocation. Written atomically
     (temporary file + ``os.replace``). A sweep refuses to resume into a folder whose
     manifest names another experiment, preset or grid.
 ``.lock``
@@ -55,12 +60,20 @@ point gives bit-identical results in the parent process (``workers=1``), in a lo
 worker process (started with ``forkserver``, or ``spawn`` where that is unavailable;
 never ``fork``) and on a Dask worker, provided the machines run the same libraries on
 the same kind of CPU.
+
+The limit is process-wide (it is set in the BLAS library, not per thread), so points
+in one process must not overlap: a process-wide lock lets one point at a time run under
+it. Start Dask workers with one thread each (``dask worker --nthreads 1 ADDR``, as many
+workers as cores) for parallelism; a worker with several threads runs its points one
+at a time, correctly but no faster.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
+import re
 import math
 import multiprocessing
 import numbers
@@ -71,6 +84,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import warnings
@@ -104,6 +118,16 @@ NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 _FORBIDDEN_IN_KEYS = frozenset(",=\n\r")
 _DISTRIBUTED_HINT = "pip install -e .[distributed]"
+
+_THREADPOOL_LOCK = threading.Lock()
+"""Held while a point runs under ``threadpool_limits(1)``: the one piece of module state.
+
+``threadpool_limits`` sets the BLAS/OpenMP thread count of the whole process and restores
+on exit the value it saw on entry, so two points overlapping in threads of one process
+(a Dask worker with ``--nthreads`` > 1) would run at the process's default thread count
+once the first one ends, and could leave the limit of 1 set for good. Serialising the
+limited runs of a process keeps every point at one thread and restores the setting.
+"""
 
 
 class SweepError(RuntimeError):
@@ -210,6 +234,24 @@ class Experiment:
             raise ValueError(f"run must be callable; got {self.run!r}")
         if not isinstance(self.presets, Mapping) or not self.presets:
             raise ValueError(f"presets of experiment {self.name!r} must be a non-empty mapping of names to grids")
+        for preset, grid in self.presets.items():
+            self._check_grid(preset, grid)
+
+    def _check_grid(self, preset: object, grid: object) -> None:
+        """``ValueError`` unless `preset` is a string and `grid` a sequence of mappings."""
+        if not isinstance(preset, str) or not preset:
+            raise ValueError(f"experiment {self.name!r}: preset names must be non-empty strings; got {preset!r}")
+        if not isinstance(grid, Sequence) or isinstance(grid, (str, bytes)):
+            raise ValueError(
+                f"experiment {self.name!r}, preset {preset!r}: a grid must be a list of parameter dicts; "
+                f"got {type(grid).__name__} {grid!r:.80}"
+            )
+        for i, params in enumerate(grid):
+            if not isinstance(params, Mapping):
+                raise ValueError(
+                    f"experiment {self.name!r}, preset {preset!r}, point {i}: a point must be a mapping of "
+                    f"parameter names to values; got {type(params).__name__} {params!r:.80}"
+                )
 
     def points(self, preset: str) -> list[dict[str, Any]]:
         """The grid of one preset: checked, normalised parameter dicts in preset order.
@@ -220,10 +262,13 @@ class Experiment:
             If `preset` is unknown (the message lists the valid ones), or a point's
             parameters are not scalars, or two points have the same key.
         """
+        if not isinstance(preset, str):
+            raise ValueError(f"preset must be a string naming a grid of experiment {self.name!r}; got {preset!r}")
         if preset not in self.presets:
             raise ValueError(
                 f"preset {preset!r} is not defined for experiment {self.name!r}; valid presets: {', '.join(self.presets)}"
             )
+        self._check_grid(preset, self.presets[preset])  # the mapping may have changed since
         points, seen = [], {}
         for i, params in enumerate(self.presets[preset]):
             try:
@@ -252,13 +297,15 @@ def get_experiment(name: str) -> Experiment:
     Raises
     ------
     ValueError
-        If the name is unknown (the message lists the known ones), the module cannot
-        be imported, or the attribute is not an :class:`Experiment`.
+        If the name is unknown (the message lists the known ones), malformed, the
+        module cannot be imported, or the attribute is not an :class:`Experiment`.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"experiment name must be a non-empty string; got {name!r}")
     if ":" in name:
         module_name, _, attribute = name.partition(":")
+        if not module_name or module_name.startswith(".") or not attribute:
+            raise ValueError(f"experiment name {name!r} is malformed: expected 'package.module:attribute'")
         try:
             obj: object = importlib.import_module(module_name)
         except ImportError as exc:
@@ -336,7 +383,7 @@ def _execute(run: Callable[[dict[str, Any]], dict[str, Any]], params: dict[str, 
 
     start = time.perf_counter()
     try:
-        with threadpool_limits(limits=1):
+        with _THREADPOOL_LOCK, threadpool_limits(limits=1):
             result = run(dict(params))
         if not isinstance(result, Mapping):
             raise TypeError(f"an experiment's run must return a dict; got {type(result).__name__}")
@@ -348,11 +395,12 @@ def _execute(run: Callable[[dict[str, Any]], dict[str, Any]], params: dict[str, 
             "error": f"{type(exc).__name__}: {exc}",
             "traceback": "".join(traceback.format_exception(exc)),
         }
-    outcome.update(zlnotes_version=__version__, host=socket.gethostname(), elapsed_s=round(time.perf_counter() - start, 6))
+    elapsed = round(time.perf_counter() - start, 6)
+    outcome.update(zlnotes_version=__version__, commit=_process_commit(), host=socket.gethostname(), elapsed_s=elapsed)
     return outcome
 
 
-def _record_line(key: str, params: dict[str, Any], outcome: dict[str, Any], commit: str | None) -> bytes:
+def _record_line(key: str, params: dict[str, Any], outcome: dict[str, Any]) -> bytes:
     record = {
         "key": key,
         "params": params,
@@ -361,7 +409,7 @@ def _record_line(key: str, params: dict[str, Any], outcome: dict[str, Any], comm
         "error": outcome["error"],
         "traceback": outcome["traceback"],
         "zlnotes_version": outcome["zlnotes_version"],
-        "commit": commit,
+        "commit": outcome["commit"],
         "host": outcome["host"],
         "finished_at": _utc_now(),
         "elapsed_s": outcome["elapsed_s"],
@@ -477,6 +525,17 @@ def _git_commit() -> str | None:
     return commit + ("+dirty" if status else "")
 
 
+@functools.lru_cache(maxsize=1)
+def _process_commit() -> str | None:
+    """:func:`_git_commit` as seen by this process, read at its first point and cached.
+
+    A cache (three ``git`` calls per process, not per point), not state that changes
+    results: the code a process runs is the code it imported, so its first reading is
+    the one that describes it.
+    """
+    return _git_commit()
+
+
 def _provenance(commit: str | None) -> dict[str, Any]:
     import scipy
 
@@ -496,6 +555,7 @@ def _provenance(commit: str | None) -> dict[str, Any]:
 def _write_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600; give it a new file's mode
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -505,6 +565,24 @@ def _write_atomic(path: Path, text: str) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+_TEMP_NAME = re.compile(r"\.(?:%s|%s)\.[A-Za-z0-9_]{8}\.tmp" % (re.escape(MANIFEST_FILE), re.escape(RESULTS_FILE)))
+"""Names of the temporary files :func:`_write_atomic` makes (``mkstemp``: 8 random characters)."""
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux allows (``os.umask`` is racy)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(path: Path) -> None:
@@ -633,16 +711,23 @@ def _run_local(
     executor = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=_pool_context())
     try:
         futures = {executor.submit(_execute, run, params): params for params in todo}
+        pending = set(futures)
         for future in as_completed(futures):
             try:
                 outcome = future.result()
             except BrokenProcessPool as exc:
+                # Points that finished but were not yielded yet are saved before stopping.
+                for other in [f for f in futures if f in pending and f.done() and not f.cancelled()]:
+                    if other.exception() is None:
+                        pending.discard(other)
+                        yield futures[other], other.result()
                 raise SweepError(f"a worker process died ({exc}); finished points are saved, rerun to resume") from exc
             except Exception as exc:  # noqa: BLE001 - _execute records the point's own errors; this is the pool's
                 raise SweepError(
                     f"a worker process could not run a point ({type(exc).__name__}: {exc}); "
                     "finished points are saved, rerun to resume"
                 ) from exc
+            pending.discard(future)
             yield futures[future], outcome
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
@@ -658,29 +743,41 @@ def _import_distributed() -> Any:
     return distributed
 
 
-def _run_dask(
-    run: Callable[..., dict[str, Any]], todo: list[dict[str, Any]], scheduler: str
-) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """Yield ``(params, outcome)`` as points finish on the Dask cluster at `scheduler`."""
+def _connect(scheduler: str) -> Any:
+    """A ``distributed.Client`` connected to `scheduler`.
+
+    ``ValueError`` naming the argument for an address Dask cannot parse, ``SweepError``
+    for one it cannot reach (within ``distributed.comm.timeouts.connect``).
+    """
     distributed = _import_distributed()
+    try:  # parse first: a Client that fails to parse its address hangs 60 s in __del__ at exit
+        distributed.comm.get_address_host_port(scheduler)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"scheduler: {exc}; expected an address such as 'tcp://host:8786'") from None
     try:
-        client = distributed.Client(scheduler, set_as_default=False)
+        return distributed.Client(scheduler, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise SweepError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from exc
-    try:
-        futures = client.map(_execute, [run] * len(todo), todo, pure=False)
-        params_of = {future.key: params for future, params in zip(futures, todo)}
-        for future in distributed.as_completed(futures, loop=client.loop):
-            try:
-                outcome = future.result()
-            except Exception as exc:  # noqa: BLE001 - a worker or the cluster failed, not the point
-                raise SweepError(
-                    f"the Dask cluster failed to run a point ({type(exc).__name__}: {exc}); "
-                    "finished points are saved, rerun to resume"
-                ) from exc
-            yield params_of[future.key], outcome
-    finally:
-        client.close()
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"scheduler: {exc}; expected an address such as 'tcp://host:8786'") from None
+
+
+def _run_dask(
+    run: Callable[..., dict[str, Any]], todo: list[dict[str, Any]], client: Any
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Yield ``(params, outcome)`` as points finish on the Dask cluster of `client`."""
+    distributed = _import_distributed()
+    futures = client.map(_execute, [run] * len(todo), todo, pure=False)
+    params_of = {future.key: params for future, params in zip(futures, todo)}
+    for future in distributed.as_completed(futures, loop=client.loop):
+        try:
+            outcome = future.result()
+        except Exception as exc:  # noqa: BLE001 - a worker or the cluster failed, not the point
+            raise SweepError(
+                f"the Dask cluster failed to run a point ({type(exc).__name__}: {exc}); "
+                "finished points are saved, rerun to resume"
+            ) from exc
+        yield params_of[future.key], outcome
 
 
 def run_sweep(
@@ -708,7 +805,9 @@ def run_sweep(
         this process.
     scheduler : str, optional
         Address of a Dask scheduler (``tcp://host:8786``) to run the points on instead;
-        needs the ``distributed`` extra. Exclusive with `workers`.
+        needs the ``distributed`` extra. Exclusive with `workers`. Start its workers
+        with ``--nthreads 1``: a worker runs its points one at a time (see Determinism
+        in the module docstring).
     progress : bool
         Show a tqdm progress bar on stderr.
     retry_errors : bool
@@ -721,15 +820,16 @@ def run_sweep(
     Raises
     ------
     ValueError
-        On bad arguments (unknown preset, ``workers < 1``, `out` a file, `out` in use
-        by another sweep or holding a sweep of another experiment, preset or grid).
+        On bad arguments (unknown preset, ``workers < 1``, `out` not a folder path,
+        `out` in use by another sweep or holding a sweep of another experiment, preset
+        or grid, `scheduler` not an address Dask can parse). `out` is then left as it
+        was (a ``.lock`` file aside, if the folder existed).
     SweepError
         If a worker process died or the Dask cluster failed; finished points are saved.
+        Also if the scheduler cannot be reached, before `out` is touched.
     ImportError
         If `scheduler` is given and dask.distributed is not installed.
     """
-    from tqdm import tqdm
-
     if isinstance(experiment, str):
         experiment = get_experiment(experiment)
     if not isinstance(experiment, Experiment):
@@ -743,8 +843,8 @@ def run_sweep(
         workers = os.cpu_count() or 1
     elif isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
-    if scheduler is not None:
-        _import_distributed()  # fail before touching `out`
+    if out is None or not isinstance(out, (str, os.PathLike)) or not os.fspath(out):
+        raise ValueError(f"out must be the path of a folder; got {out!r}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out must be a folder; {out} is a file")
@@ -756,18 +856,43 @@ def run_sweep(
                 f"the run function of experiment {experiment.name!r} cannot be sent to worker processes "
                 f"(define it at module level): {exc}"
             ) from None
-    out.mkdir(parents=True, exist_ok=True)
+    client = _connect(scheduler) if scheduler is not None else None  # fails before `out` is touched
+    try:
+        return _sweep_into(experiment, preset, grid, out, workers, scheduler, client, progress, retry_errors)
+    finally:
+        if client is not None:
+            client.close()
 
+
+def _sweep_into(
+    experiment: Experiment, preset: str, grid: list[dict[str, Any]], out: Path, workers: int,
+    scheduler: str | None, client: Any, progress: bool, retry_errors: bool,
+) -> SweepSummary:
+    """:func:`run_sweep` once its arguments are checked (and the Dask client connected)."""
+    from tqdm import tqdm
+
+    out.mkdir(parents=True, exist_ok=True)
     lock = _Lock(out)
     try:
         manifest_path, results_path = out / MANIFEST_FILE, out / RESULTS_FILE
-        for stale in out.glob(".*.tmp"):  # left by a crash inside _write_atomic
-            stale.unlink()
         manifest = _check_manifest(manifest_path, experiment, preset, grid)
         keys = {point_key(p): p for p in grid}
 
         data = results_path.read_bytes() if results_path.exists() else b""
         records, good = _parse(data, results_path)
+        strangers = [r["key"] for r in records if r["key"] not in keys]
+        if strangers:
+            raise ValueError(
+                f"out: {results_path} holds {len(strangers)} point(s) not in the grid of {experiment.name!r}, "
+                f"preset {preset!r} (e.g. {strangers[0]!r}); choose another --out"
+            )
+        if manifest is not None and not isinstance(manifest.setdefault("runs", []), list):
+            raise ValueError(f"out: 'runs' in {manifest_path} is not a list; remove the folder or choose another")
+
+        # The folder holds this sweep: only now change anything in it.
+        for stale in out.iterdir():  # left by a crash inside _write_atomic
+            if _TEMP_NAME.fullmatch(stale.name) and stale.is_file():
+                stale.unlink()
         repaired = good < len(data)
         if repaired:
             print(
@@ -779,12 +904,6 @@ def run_sweep(
             with open(results_path, "r+b") as f:
                 f.truncate(good)
                 os.fsync(f.fileno())
-        strangers = [r["key"] for r in records if r["key"] not in keys]
-        if strangers:
-            raise ValueError(
-                f"out: {results_path} holds {len(strangers)} point(s) not in the grid of {experiment.name!r}, "
-                f"preset {preset!r} (e.g. {strangers[0]!r}); choose another --out"
-            )
         if retry_errors and any(r["status"] == "error" for r in records):
             kept = [line for line in data[:good].splitlines(keepends=True) if line.strip() and json.loads(line)["status"] == "ok"]
             _write_atomic(results_path, b"".join(kept).decode("ascii"))
@@ -792,9 +911,8 @@ def run_sweep(
 
         done = {r["key"] for r in records}
         todo = [p for k, p in keys.items() if k not in done]
-        commit = _git_commit()
         if manifest is None or todo:  # a finished sweep's manifest stays as it is
-            run_info = _provenance(commit) | {"workers": None if scheduler else workers, "scheduler": scheduler}
+            run_info = _provenance(_git_commit()) | {"workers": None if scheduler else workers, "scheduler": scheduler}
             if manifest is None:
                 manifest = {
                     "format": MANIFEST_FORMAT,
@@ -810,7 +928,7 @@ def run_sweep(
         errors_before = sum(r["status"] == "error" for r in records)
         failed = 0
         if todo:
-            points = _run_dask(experiment.run, todo, scheduler) if scheduler else _run_local(experiment.run, todo, workers)
+            points = _run_dask(experiment.run, todo, client) if client else _run_local(experiment.run, todo, workers)
             fd = os.open(results_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             bar = tqdm(
                 total=len(grid), initial=len(done), desc=f"{experiment.name}/{preset}", unit="pt",
@@ -818,7 +936,7 @@ def run_sweep(
             )
             try:
                 for params, outcome in points:
-                    _append(fd, _record_line(point_key(params), params, outcome, commit))
+                    _append(fd, _record_line(point_key(params), params, outcome))
                     failed += outcome["status"] == "error"
                     bar.update()
             finally:

@@ -108,3 +108,29 @@ def dies_on_seed_3(params: dict[str, Any]) -> dict[str, Any]:
 
 
 DIES = Experiment(name="dies", description="Seed 3 kills its worker.", run=dies_on_seed_3, presets={"tiny": _grid(range(4), 10)})
+
+
+def blas_thread_count() -> int:
+    """The BLAS thread count of this process now (0 without a BLAS threadpoolctl knows)."""
+    from threadpoolctl import threadpool_info
+
+    return max((info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"), default=0)
+
+
+def blas_threads_seen(params: dict[str, Any]) -> dict[str, Any]:
+    """The most BLAS threads this point saw, polled while it sleeps (so points overlap in a worker's threads)."""
+    seen = blas_thread_count()
+    deadline = time.monotonic() + params["sleep"]
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+        seen = max(seen, blas_thread_count())
+    return {"blas_threads": seen}
+
+
+THREADS = Experiment(
+    name="threads",
+    description="Reports the BLAS thread count seen inside each point; points of unequal length overlap.",
+    run=blas_threads_seen,
+    presets={"tiny": [{"seed": s, "sleep": (0.05, 0.2, 0.12)[s % 3]} for s in range(12)]},
+)
+

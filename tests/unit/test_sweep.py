@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import sweep_fixtures as fx
 
+import zlnotes
 from zlnotes import sweep
 from zlnotes.cli import main
 from zlnotes.sweep import Experiment, SweepError, TornLineWarning, get_experiment, load_results, point_key, run_sweep
@@ -142,7 +143,7 @@ def test_run_resume_and_manifest(tmp_path: Path, fast_reference: dict) -> None:
     record = load_results(tmp_path)[0]
     row = record["result"]["first_row"]  # a numpy array in the result: stored as a list of floats
     assert isinstance(row, list) and len(row) == 3 and all(type(x) is float for x in row)
-    assert record["zlnotes_version"] == "0.1.0" and record["elapsed_s"] >= 0 and record["finished_at"].endswith("Z")
+    assert record["zlnotes_version"] == zlnotes.__version__ and record["elapsed_s"] >= 0 and record["finished_at"].endswith("Z")
 
     again = run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
     assert (again.already_done, again.run_now) == (6, 0)
@@ -155,7 +156,54 @@ def test_run_resume_and_manifest(tmp_path: Path, fast_reference: dict) -> None:
         assert name in manifest
     assert manifest["commit"] is None or len(manifest["commit"].removesuffix("+dirty")) == 40
     assert [run["workers"] for run in manifest["runs"]] == [1]  # the second call ran no points
-    assert not list(tmp_path.glob("*.tmp"))  # the atomic write left no temporary file
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))  # the atomic write left none
+    for record in load_results(tmp_path):  # each record: the commit its process saw (here the parent)
+        assert record["commit"] is None or is_commit(record["commit"])
+    assert manifest["commit"] is None or is_commit(manifest["commit"])
+
+
+def is_commit(value: str) -> bool:
+    sha = value.removesuffix("+dirty")
+    return len(sha) == 40 and all(c in "0123456789abcdef" for c in sha)
+
+
+def test_sweep_json_gets_a_new_files_mode(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "sweep.json").stat().st_mode & 0o777 == 0o640  # not mkstemp's 0600
+    assert (tmp_path / "results.jsonl").stat().st_mode & 0o777 == 0o640
+
+
+def test_each_record_has_the_commit_of_the_process_that_ran_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sweep, "_git_commit", lambda: "parent")  # this process only; workers import their own
+    run_sweep(fx.FAST, "tiny", tmp_path, workers=2, progress=False)
+    manifest = json.loads((tmp_path / "sweep.json").read_text())
+    assert manifest["commit"] == manifest["runs"][0]["commit"] == "parent"
+    for record in load_results(tmp_path):
+        assert record["commit"] is None or is_commit(record["commit"])
+
+
+def test_old_manifest_without_runs_is_resumed(tmp_path: Path) -> None:
+    run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
+    manifest = json.loads((tmp_path / "sweep.json").read_text())
+    del manifest["runs"]
+    (tmp_path / "sweep.json").write_text(json.dumps(manifest))
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(results.read_text().splitlines(keepends=True)[:-1]))  # one point to run again
+    assert run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False).run_now == 1
+    assert len(json.loads((tmp_path / "sweep.json").read_text())["runs"]) == 1
+
+
+def test_only_this_modules_stale_temporary_files_are_removed(tmp_path: Path) -> None:
+    (tmp_path / ".sweep.json.ab_cd123.tmp").write_text("{")  # left by a crash inside the atomic write
+    (tmp_path / ".results.jsonl.x1y2z3w4.tmp").write_text("")
+    (tmp_path / ".notes.tmp").write_text("someone else's")
+    (tmp_path / ".sweep.json.mine.tmp").write_text("not mkstemp's")
+    run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
+    assert sorted(p.name for p in tmp_path.glob(".*.tmp")) == [".notes.tmp", ".sweep.json.mine.tmp"]
 
 
 def test_local_pool_is_bit_identical_to_in_process(tmp_path: Path, fast_reference: dict) -> None:
@@ -176,8 +224,66 @@ def test_manifest_of_another_sweep_is_refused(tmp_path: Path) -> None:
 def test_results_of_another_grid_without_manifest_are_refused(tmp_path: Path) -> None:
     run_sweep(fx.FAILING, "tiny", tmp_path, workers=1, progress=False)
     (tmp_path / "sweep.json").unlink()
+    results = tmp_path / "results.jsonl"
+    results.write_bytes(results.read_bytes() + b'{"key": "torn')  # a torn line, too: left as it is
+    (tmp_path / ".sweep.json.abcd1234.tmp").write_text("")
+    before = results.read_bytes()
     with pytest.raises(ValueError, match=r"holds 4 point\(s\) not in the grid of 'fast'"):
         run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
+    assert results.read_bytes() == before and not (tmp_path / "sweep.json").exists()
+    assert (tmp_path / ".sweep.json.abcd1234.tmp").exists()  # a refused folder is not changed
+
+
+def test_unparsable_scheduler_names_the_argument_and_leaves_out_alone(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    with pytest.raises(ValueError, match=r"^scheduler: .*'garbage'"):
+        run_sweep(fx.FAST, "tiny", tmp_path / "out", scheduler="garbage", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_scheduler_is_a_sweep_error_and_leaves_out_alone(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    import dask
+
+    run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
+    (tmp_path / "results.jsonl").write_text("")  # points to run: a sweep would write
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with dask.config.set({"distributed.comm.timeouts.connect": "0.5s"}):
+        with pytest.raises(SweepError, match="cannot connect to the Dask scheduler at tcp://127.0.0.1:1"):
+            run_sweep(fx.FAST, "tiny", tmp_path, scheduler="tcp://127.0.0.1:1", progress=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    with dask.config.set({"distributed.comm.timeouts.connect": "0.5s"}):
+        with pytest.raises(SweepError, match="cannot connect"):
+            run_sweep(fx.FAST, "tiny", tmp_path / "new", scheduler="tcp://127.0.0.1:1", progress=False)
+    assert not (tmp_path / "new").exists()
+
+
+def test_bad_inputs_are_value_errors_naming_the_argument(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="out must be the path of a folder; got None"):
+        run_sweep(fx.FAST, "tiny", None, workers=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="out must be the path of a folder; got ''"):
+        run_sweep(fx.FAST, "tiny", "", workers=1)
+    with pytest.raises(ValueError, match="preset must be a string naming a grid of experiment 'fast'; got"):
+        fx.FAST.points(["tiny"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="preset must be a string"):
+        run_sweep(fx.FAST, 5, tmp_path / "out", workers=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="preset 'tiny': a grid must be a list of parameter dicts; got int 5"):
+        Experiment("x", "", fx.seeded_numbers, {"tiny": 5})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="preset 'tiny': a grid must be a list"):
+        Experiment("x", "", fx.seeded_numbers, {"tiny": "seed=1"})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="preset 'tiny', point 1: a point must be a mapping"):
+        Experiment("x", "", fx.seeded_numbers, {"tiny": [{"seed": 1}, 5]})  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="preset names must be non-empty strings"):
+        Experiment("x", "", fx.seeded_numbers, {1: [{"seed": 1}]})  # type: ignore[dict-item]
+    presets: dict = {"tiny": [{"seed": 1}]}
+    changed = Experiment("x", "", fx.seeded_numbers, presets)
+    presets["tiny"] = 5  # the mapping is not frozen: points checks again
+    with pytest.raises(ValueError, match="a grid must be a list"):
+        changed.points("tiny")
+    for name in (":X", "sweep_fixtures:", ".sweep_fixtures:FAST", ":"):
+        with pytest.raises(ValueError, match=r"is malformed: expected 'package.module:attribute'"):
+            get_experiment(name)
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(
@@ -265,6 +371,25 @@ def test_failing_points_are_recorded_and_retried_on_request(tmp_path: Path) -> N
     retried = run_sweep(fx.FAILING, "tiny", tmp_path, workers=1, progress=False, retry_errors=True)
     assert (retried.already_done, retried.run_now, retried.failed, retried.errors) == (3, 1, 1, 1)
     assert raw_keys(tmp_path) == Counter(grid_keys(fx.FAILING))  # the retried key is still there once
+
+
+def test_points_finished_before_the_pool_broke_are_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even when as_completed hands over the broken future before finished ones."""
+    import concurrent.futures
+
+    finished: set[str] = set()
+
+    def broken_first(fs: Any) -> Any:
+        concurrent.futures.wait(fs)  # the pool broke: every future is done
+        ok = [f for f in fs if f.exception() is None]
+        finished.update(point_key(fs[f]) for f in ok)
+        return iter([f for f in fs if f.exception() is not None] + ok)
+
+    monkeypatch.setattr(concurrent.futures, "as_completed", broken_first)
+    with pytest.raises(SweepError, match="a worker process died"):
+        run_sweep(fx.DIES, "tiny", tmp_path, workers=2, progress=False)
+    assert set(raw_keys(tmp_path)) == finished
+    assert all(count == 1 for count in raw_keys(tmp_path).values())
 
 
 def test_a_dying_worker_stops_the_sweep_but_keeps_finished_points(tmp_path: Path) -> None:
@@ -400,6 +525,30 @@ def test_dask_cluster_is_bit_identical(tmp_path: Path, fast_reference: dict) -> 
     assert outcomes(tmp_path) == fast_reference
     manifest = json.loads((tmp_path / "sweep.json").read_text())
     assert manifest["runs"][0]["scheduler"].startswith("tcp://") and manifest["runs"][0]["workers"] is None
+
+
+def test_points_overlapping_in_a_dask_worker_run_single_threaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker with two threads whose BLAS default is 2: every point sees 1 thread, and the default is restored."""
+    distributed = pytest.importorskip("distributed")
+    import cloudpickle
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")  # the worker's default (Dask's nanny would make it 1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    cloudpickle.register_pickle_by_value(fx)
+    try:
+        with distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None
+        ) as cluster, distributed.Client(cluster, set_as_default=False) as client:
+            assert set(client.run(fx.blas_thread_count).values()) == {2}
+            summary = run_sweep(fx.THREADS, "tiny", tmp_path, scheduler=cluster.scheduler_address, progress=False)
+            after = set(client.run(fx.blas_thread_count).values())
+    finally:
+        cloudpickle.unregister_pickle_by_value(fx)
+    assert summary.run_now == 12 and summary.failed == 0
+    assert {r["key"]: r["result"]["blas_threads"] for r in load_results(tmp_path)} == dict.fromkeys(grid_keys(fx.THREADS), 1)
+    assert after == {2}  # the limit did not leak out of the points
 
 
 def test_dichotomy_tiny_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
