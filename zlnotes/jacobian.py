@@ -17,11 +17,11 @@ gives the empirical NTK without forming ``D``.
 
 How the kernels are written (``benchmarks/`` measures them)
 -----------------------------------------------------------
-- :func:`jacobian` allocates ``D`` once and fills it in place: the bias block of layer ℓ is
-  a copy of ``G_ℓ``, the ``W_ℓ`` block the products ``G_ℓ[j, q, a] · A_{ℓ−1}[j, b]`` written
-  chunk by chunk (see :func:`_write_outer`; no temporary of a block's size), and the output
-  layer, whose ``G`` is the identity, zeros plus a diagonal. Its time is close to that of
-  writing ``D``; its extra memory is two ``(N·Q, M_ℓ)`` factors and a 1 MiB tile.
+- :func:`jacobian` allocates ``D`` once and fills it in place, chunk of samples by chunk of
+  samples: the bias block of layer ℓ is ``G_ℓ``, the ``W_ℓ`` block the products
+  ``G_ℓ[j, q, a] · A_{ℓ−1}[j, b]`` (see its Notes; no temporary of a block's size), and the
+  output layer, whose ``G`` is the identity, zeros plus a diagonal. Its time is close to that
+  of writing ``D``; its extra memory is the factors ``G_ℓ`` and a small tile.
 - :func:`ntk` multiplies only the ``N·Q × M_ℓ`` factors: per block of rows it forms
   ``G_ℓ[rows] G_ℓ[cols]ᵀ`` for the columns on and right of the diagonal block (one BLAS call
   per layer), scales it by ``A_{ℓ−1} A_{ℓ−1}ᵀ + 1`` repeated over the outputs, accumulates
@@ -39,7 +39,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .activations import _tanh_prime
 from .architecture import Network, require_network
-from .linalg import _check_rtol, default_rtol, gram_rank, gram_rtol, numerical_rank
+from .linalg import _check_rtol, default_rtol, gram_rtol, numerical_rank, rank_from_gram_eigenvalues
 
 __all__ = ["backprop_factors", "jacobian", "ntk", "jacobian_rank"]
 
@@ -102,33 +102,9 @@ def backprop_factors(net: Network, X: ArrayLike) -> list[tuple[Array, Array]]:
     return factors
 
 
-JACOBIAN_CHUNK_BYTES = 1 << 20
-"""Bytes of ``D`` that :func:`jacobian` writes per chunk of samples: one chunk (1 MiB, the
-size of a core's L2 cache here) is written and then rescaled while it is still in cache."""
-
-
-def _write_outer(block: Array, G: Array, A: Array) -> None:
-    """``block[j, q, a·M_in + b] = G[j, q, a] · A[j, b]``, the ``W_ℓ`` block of ``D``.
-
-    ``block`` is the ``(N, Q, M·M_in)`` view of ``D``'s columns of ``W_ℓ``. A single broadcast
-    product ``G[..., None] · A`` would run numpy's multiply loop once per ``(j, q, a)`` on
-    only ``M_in`` numbers, and that per-call cost exceeds the cost of writing them. Instead,
-    per chunk of samples: copy ``G`` broadcast over ``b`` into the block (numpy's copy loop
-    is cheap per call), then multiply each row of ``M·M_in`` numbers in place by ``A[j]``
-    tiled ``M`` times (one long loop per ``(j, q)``), while the chunk is still in cache.
-    Every entry is the single product ``G[j, q, a] · A[j, b]``, as in the plain formula.
-    """
-    N, Q, M = G.shape
-    M_in = A.shape[1]
-    view = block.reshape(N, Q, M, M_in)
-    nb = int(min(N, max(1, JACOBIAN_CHUNK_BYTES // (Q * M * M_in * 8))))  # samples per chunk
-    tile = np.empty((nb, M, M_in))
-    for j0 in range(0, N, nb):
-        j1 = min(N, j0 + nb)
-        rows, t = slice(j0, j1), tile[: j1 - j0]
-        np.copyto(view[rows], G[rows, :, :, None])
-        np.copyto(t, A[rows, None, :])
-        np.multiply(block[rows], t.reshape(j1 - j0, 1, M * M_in), out=block[rows])
+JACOBIAN_CHUNK_BYTES = 1 << 21
+"""Bytes of ``D`` that :func:`jacobian` fills per chunk of samples (at least one sample):
+the rows of a chunk are written, then rescaled while they are still in cache."""
 
 
 def jacobian(net: Network, X: ArrayLike) -> Array:
@@ -145,37 +121,49 @@ def jacobian(net: Network, X: ArrayLike) -> Array:
     -------
     numpy.ndarray, shape (N·Q, K)
         Row ``j·Q + q`` is ``∇_Z f_q(x_j)``; columns in the order of :meth:`Network.flat`.
+
+    Notes
+    -----
+    ``D`` is allocated once and filled in place, chunk of samples by chunk of samples, so its
+    memory is written once, in order. In the ``W_ℓ`` block, ``D[(j, q), a·M_{ℓ−1} + b] =
+    G_ℓ[j, q, a] · A_{ℓ−1}[j, b]``: a single broadcast product would run numpy's multiply loop
+    once per ``(j, q, a)`` on only ``M_{ℓ−1}`` numbers, a per-call cost that exceeds the cost of
+    writing them. Instead ``G_ℓ`` is copied in broadcast over ``b`` (numpy's copy loop is cheap
+    per call) and each row of ``M_ℓ · M_{ℓ−1}`` numbers is then multiplied in place by
+    ``A_{ℓ−1}[j]`` tiled ``M_ℓ`` times, one long loop per row, while the chunk is in cache.
+    Every entry is the single product ``G_ℓ[j, q, a] · A_{ℓ−1}[j, b]``, as in the plain formula.
+    The extra memory is the factors ``G_ℓ`` (``N·Q·Σ M_ℓ`` numbers) and one tile.
     """
     pre, post = require_network(net).pre_and_post_activations(X)
     arch = net.arch
     N = post[0].shape[0]
     Q, L = arch.output_dim, arch.depth
     offsets = arch.param_offsets()
-    D = np.empty((N, Q, arch.num_params))
-
-    # Output layer: ∂f_q/∂W_{L+1}[p, b] = δ_qp A_L[j, b] and ∂f_q/∂b_{L+1}[p] = δ_qp.
-    ws, bs = offsets[L]
-    M_L = post[-1].shape[1]
-    out_w = D[:, :, ws].reshape(N, Q, Q, M_L)
-    out_w.fill(0.0)
-    q = np.arange(Q)
-    out_w[:, q, q, :] = post[-1][:, None, :]
-    D[:, :, bs] = np.eye(Q)
-
-    # Hidden layers, last to first. G_ℓ lives in its own array (a factor read from inside D
-    # would make numpy copy it: it cannot prove the read and the write do not overlap).
-    dsig = _derivatives(net, pre, post)
-    G_next: Array | None = None  # G_{ℓ+1}, shape (N·Q, M_{ℓ+1})
-    for ell in range(L, 0, -1):
-        (ws, bs), (M, M_in) = offsets[ell - 1], arch.layer_shapes[ell - 1]
-        if G_next is None:  # ℓ = L: G_{L+1} = I
-            G = net.weights[L][None, :, :] * dsig[L - 1][:, None, :]
-        else:
-            G = (G_next @ net.weights[ell]).reshape(N, Q, M)
-            G *= dsig[ell - 1][:, None, :]
-        D[:, :, bs] = G
-        _write_outer(D[:, :, ws], G, post[ell - 1])
-        G_next = G.reshape(N * Q, M)
+    K = arch.num_params
+    G = [g.reshape(N, Q, -1) for g in _hidden_factors(net, _derivatives(net, pre, post), N)]
+    D = np.empty((N, Q, K))
+    nb = int(min(N, max(1, JACOBIAN_CHUNK_BYTES // (Q * K * 8))))  # samples per chunk
+    tile = np.empty(nb * max((M * M_in for M, M_in in arch.layer_shapes[:-1]), default=1))
+    (w_out, b_out), M_L = offsets[L], post[-1].shape[1]
+    eye, q = np.eye(Q), np.arange(Q)
+    for j0 in range(0, N, nb):
+        j1 = min(N, j0 + nb)
+        rows, n = slice(j0, j1), j1 - j0
+        chunk = D[rows]
+        for ell in range(1, L + 1):  # hidden layers: W_ℓ block, then b_ℓ block (= G_ℓ)
+            (ws, bs), (M, M_in) = offsets[ell - 1], arch.layer_shapes[ell - 1]
+            Gc = G[ell - 1][rows]
+            block = chunk[:, :, ws]
+            np.copyto(block.reshape(n, Q, M, M_in), Gc[:, :, :, None])
+            t = tile[: n * M * M_in].reshape(n, M, M_in)
+            np.copyto(t, post[ell - 1][rows, None, :])
+            np.multiply(block, t.reshape(n, 1, M * M_in), out=block)
+            chunk[:, :, bs] = Gc
+        # output layer: ∂f_q/∂W_{L+1}[p, b] = δ_qp A_L[j, b] and ∂f_q/∂b_{L+1}[p] = δ_qp
+        out_w = chunk[:, :, w_out].reshape(n, Q, Q, M_L)
+        out_w.fill(0.0)
+        out_w[:, q, q, :] = post[-1][rows, None, :]
+        chunk[:, :, b_out] = eye
     return D.reshape(N * Q, -1)
 
 
@@ -280,4 +268,7 @@ def jacobian_rank(
     _check_rtol(rtol, floor)
     if method == "svd" or (method == "auto" and rtol is not None and rtol < floor):
         return numerical_rank(jacobian(net, X), default_rtol((QN, net.arch.num_params)) if rtol is None else rtol)
-    return gram_rank(ntk(net, X), rtol)
+    tol = _check_rtol(rtol, floor, floor=floor)  # the Gram route refuses rtol < √(QN ε)
+    # ntk is symmetric by construction (its lower triangle is a copy of the upper), so the
+    # eigenvalues are read directly, without gram_rank's check that its input is symmetric
+    return rank_from_gram_eigenvalues(np.linalg.eigvalsh(ntk(net, X)), tol)
