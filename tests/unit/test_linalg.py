@@ -69,3 +69,13 @@ def test_smooth_relu_does_not_overflow_far_from_its_kinks():
     s = zl.activation("smooth_relu")
     with np.errstate(over="raise"):
         assert s.value(np.array([-1e200, 1e200])).tolist() == [0.0, 1e200]
+
+
+def test_gram_tolerance_is_the_documented_one():
+    """√(m ε): the numbers quoted in zlnotes.linalg's docstring, and the eigenvalue threshold m ε."""
+    assert [f"{zl.gram_rtol(m):.2g}" for m in (100, 1000, 4096)] == ["1.5e-07", "4.7e-07", "9.5e-07"]
+    for m in (1, 7, 1024):
+        assert np.isclose(zl.gram_rtol(m) ** 2, m * zl.linalg.EPS, rtol=1e-12)
+    # eigenvalues above rtol² λ_max count (on the singular-value scale: s_i > rtol s_1)
+    lam = np.array([4.0, 4e-11, 4e-13, 0.0, -1e-15])
+    assert zl.linalg.rank_from_gram_eigenvalues(lam, 1e-6) == 2
