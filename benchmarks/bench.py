@@ -118,33 +118,51 @@ def _median(times: list[float]) -> float:
     return t[n // 2] if n % 2 else 0.5 * (t[n // 2 - 1] + t[n // 2])
 
 
+BLOCK_SECONDS = 0.02
+"""A method faster than this is timed in blocks of consecutive calls lasting about this long
+(as :mod:`timeit` does); its time per call is the block's time divided by the block's length."""
+
+
 def time_group(methods: dict, repeat: int, max_seconds: float = 300.0) -> dict:
-    """Time several methods round-robin: one warm-up call each, then ``repeat`` rounds in which
-    every method runs once, so that a change of machine load between methods hits them all
-    alike. ``methods`` maps a name to ``fn`` or ``(fn, block, max_runs)``; ``block`` waits for
-    an asynchronous result (JAX), ``max_runs`` caps the calls of an expensive method. Returns
-    ``{name: {"median_s", "min_s", "runs"}}``; rounds stop early past ``max_seconds``."""
+    """Time several methods round-robin, in one process.
+
+    One warm-up call each (JAX compiles then; it also gives the block length: a method that
+    took less than ``BLOCK_SECONDS`` runs in blocks of ``n`` consecutive calls lasting about
+    that long, which is how a gradient-descent loop calls it), then ``repeat`` rounds in which
+    every method runs one block, so that a change of machine load between methods hits them
+    all alike. ``methods`` maps a name to ``fn`` or ``(fn, block, max_runs)``; ``block`` waits
+    for an asynchronous result (JAX), ``max_runs`` caps the rounds of an expensive method.
+    Returns ``{name: {"median_s", "min_s", "runs", "calls_per_run"}}`` with times per call;
+    rounds stop early past ``max_seconds``.
+    """
     spec = {}
     for name, m in methods.items():
         fn, block, cap = m if isinstance(m, tuple) else (m, None, None)
-        spec[name] = (fn, block or (lambda r: r), cap or repeat)
-    for name, (fn, block, cap) in spec.items():  # warm-up: compilation, thread pools, first touch
+        spec[name] = [fn, block or (lambda r: r), cap or repeat, 1]
+    for name, entry in spec.items():  # warm-up
+        fn, block, cap, _ = entry
         if cap > 1:  # a method timed once (D @ D.T at the large size) is plain numpy: no warm-up
             block(fn())
+            t0 = time.perf_counter()
+            block(fn())
+            once = time.perf_counter() - t0
+            entry[3] = max(1, min(1000, int(BLOCK_SECONDS / max(once, 1e-7))))
     times: dict[str, list[float]] = {name: [] for name in spec}
     start = time.perf_counter()
     for r in range(repeat):
-        for name, (fn, block, cap) in spec.items():
+        for name, (fn, block, cap, n) in spec.items():
             if r >= cap:
                 continue
             gc.collect()
             t0 = time.perf_counter()
-            out = block(fn())
-            times[name].append(time.perf_counter() - t0)
+            for _ in range(n):
+                out = block(fn())
+            times[name].append((time.perf_counter() - t0) / n)
             del out
         if time.perf_counter() - start > max_seconds:
             break
-    res = {name: {"median_s": _median(t), "min_s": min(t), "runs": len(t)} for name, t in times.items()}
+    res = {name: {"median_s": _median(t), "min_s": min(t), "runs": len(t), "calls_per_run": spec[name][3]}
+           for name, t in times.items()}
     print("    " + ", ".join(f"{k} {v['median_s'] * 1e3:.1f} ms" for k, v in res.items()), file=sys.stderr, flush=True)
     return res
 
@@ -633,6 +651,7 @@ def main() -> None:
         "activation": ACTIVATION,
         "sizes": {k: {"N": v[0], "M": v[1], "hidden": list(v[2]), "Q": v[3]} for k, v in SIZES.items()},
         "load_before": load(),
+        "block_seconds": BLOCK_SECONDS,
         "repeat": {"default": args.repeat, "large": args.repeat_large},
         "memory_method": "peak RSS growth (VmHWM after minus VmRSS before, VmHWM reset via /proc/self/clear_refs) "
                          "of one call in a fresh subprocess; tracemalloc peak of numpy allocations for zlnotes",

@@ -127,8 +127,11 @@ def markdown(results: dict) -> str:
     if ntv:
         lines.append("- neural-tangents process: " + ", ".join(f"{k} {val}" for k, val in ntv.items()) + ".")
     lines += [
-        f"- Times are medians of {results['repeat']['default']} calls ({results['repeat']['large']} at the large size) "
-        "after a warm-up call; every ratio is between measurements made in one process.",
+        f"- Times are medians over {results['repeat']['default']} rounds ({results['repeat']['large']} at the large size) "
+        "after a warm-up call; in each round every method of a table runs once in turn"
+        + (", a method faster than 20 ms as a block of consecutive calls (time per call = block time / calls)"
+           if results.get("block_seconds") else "")
+        + ". Every ratio is between measurements made in one process, in the same rounds.",
         f"- Memory: {results['memory_method']}. MiB; \"×D\" is relative to the size of D.",
         "",
     ]
