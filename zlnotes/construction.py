@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .activations import Activation, activation as lookup_activation
-from .architecture import Architecture, Network
+from .architecture import Architecture, Network, require_network
 from .linalg import numerical_rank
 from .validation import as_generator, as_matrix, nonnegative_int, positive_int
 
@@ -241,8 +241,6 @@ def embed_network(net: Network, arch: Architecture) -> Network:
         If ``arch`` is narrower, shallower, has other input or output dimensions or
         another activation, or adds depth to a non-ReLU network.
     """
-    from .architecture import require_network
-
     src = require_network(net).arch
     if not isinstance(arch, Architecture):
         raise ValueError(f"arch must be an Architecture; got {type(arch).__name__}")
