@@ -6,7 +6,7 @@ flat parameter vector and the rows of the Jacobian follow the orderings of ``MAT
 
 from .activations import ACTIVATIONS, Activation, activation
 from .architecture import Architecture, Network
-from .cost import cost, cost_and_gradient, cost_gradient, output_gradient
+from .cost import CostFunction, cost, cost_and_gradient, cost_gradient, output_gradient
 from .clustered import ClusterGeometry, cluster_geometry, clustered_data, clustered_minimizer
 from .construction import embed_network, zero_loss_minimizer
 from .data import Dataset, generic_data
@@ -29,6 +29,7 @@ __all__ = [
     "Activation",
     "Architecture",
     "ClusterGeometry",
+    "CostFunction",
     "Dataset",
     "History",
     "Network",

@@ -134,6 +134,36 @@ def _smooth_relu(width: float) -> tuple[ScalarMap, ScalarMap, ScalarMap]:
     return value, derivative, inverse
 
 
+def value_into(sigma: Activation, Z: Array, out: Array) -> Array:
+    """Write ``σ(Z)`` into ``out`` and return it: the same values as ``sigma.value(Z)``,
+    computed in place (no temporary) for tanh and relu."""
+    if sigma.value is np.tanh:
+        np.tanh(Z, out=out)
+    elif sigma.value is _relu:
+        np.maximum(Z, 0.0, out=out)
+    else:
+        out[...] = sigma.value(Z)
+    return out
+
+
+def derivative_into(sigma: Activation, Z: Array, A: Array, out: Array) -> Array:
+    """Write ``σ'(Z)`` into ``out`` and return it, given also ``A = σ(Z)``.
+
+    For tanh it is read off the activations as ``1 − A²`` (the same floating-point operations
+    :func:`activation` ``("tanh").derivative`` performs after its own ``tanh``, so the same
+    bits, without evaluating tanh again); relu's is computed in place; any other activation
+    calls ``sigma.derivative``.
+    """
+    if sigma.derivative is _tanh_prime and sigma.value is np.tanh:
+        np.multiply(A, A, out=out)
+        np.subtract(1.0, out, out=out)
+    elif sigma.derivative is _relu_prime:
+        np.greater(Z, 0.0, out=out)
+    else:
+        out[...] = sigma.derivative(Z)
+    return out
+
+
 _INF = float("inf")
 
 

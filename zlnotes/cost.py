@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .architecture import Network, require_network
-from .jacobian import _derivatives
-from .validation import as_matrix
+from .activations import derivative_into, value_into
+from .architecture import Architecture, Network, require_network
+from .validation import as_matrix, as_vector
 
-__all__ = ["cost", "output_gradient", "cost_and_gradient", "cost_gradient"]
+__all__ = ["CostFunction", "cost", "output_gradient", "cost_and_gradient", "cost_gradient"]
 
 Array = NDArray[np.float64]
 
@@ -38,29 +38,131 @@ def output_gradient(net: Network, X: ArrayLike, Y: ArrayLike) -> Array:
     return R.ravel() / R.shape[0]
 
 
+class CostFunction:
+    """The cost ``Z ↦ C(Z)`` of one architecture on fixed data, with its gradient.
+
+    ``f = CostFunction(arch, X, Y)`` validates the data once and allocates every intermediate
+    array once: the pre- and post-activations ``Z_ℓ, A_ℓ``, the residual, the backpropagated
+    errors ``δ_ℓ`` and one scratch array for ``σ'``. Each call ``f(Z)`` then runs one forward
+    and one backward pass into those buffers. ``D`` is never formed: the output residual
+    ``δ_{L+1} = (F − Y)/N`` is pulled back by ``δ_ℓ = (δ_{ℓ+1} W_{ℓ+1}) ⊙ σ'(Z_ℓ)``, and
+    ``∇_{W_ℓ} C = δ_ℓᵀ A_{ℓ−1}``, ``∇_{b_ℓ} C = δ_ℓᵀ 1``, each written straight into the flat
+    gradient. For tanh, ``σ'(Z_ℓ) = 1 − A_ℓ²`` is read off the forward pass.
+
+    Why the buffers: numpy has no caching allocator (torch and XLA do). A fresh temporary
+    larger than glibc's mmap threshold (128 KiB at first) is mapped, page-faulted in and
+    unmapped on every call, which can cost as much as the arithmetic (``benchmarks/``
+    measures it). :func:`zlnotes.gradient_descent` and :func:`zlnotes.stationary_point` build
+    one ``CostFunction`` per run, so a step allocates nothing of size ``N × M_ℓ``.
+
+    Every entry is computed by the same floating-point operations, in the same order, as the
+    plain ``Network`` forward pass followed by backpropagation, so the result does not depend
+    on whether it comes from a ``CostFunction`` or from :func:`cost_and_gradient` (which
+    builds one).
+
+    Parameters
+    ----------
+    arch
+        The architecture.
+    X : array_like, shape (N, M)
+        Inputs, one sample per row.
+    Y : array_like, shape (N, Q)
+        Targets.
+
+    Notes
+    -----
+    A ``CostFunction`` keeps state between calls (its buffers): use one per thread.
+
+    Examples
+    --------
+    >>> import numpy as np, zlnotes as zl
+    >>> arch = zl.Architecture(2, [3], 1, "tanh")
+    >>> net = zl.Network.init(arch, 0)
+    >>> X, Y = np.ones((4, 2)), np.zeros((4, 1))
+    >>> c, g = zl.CostFunction(arch, X, Y)(net.flat())
+    >>> bool(c == zl.cost(net, X, Y)), g.shape
+    (True, (13,))
+    """
+
+    __slots__ = ("arch", "X", "Y", "_pre", "_post", "_delta", "_scratch", "_offsets", "_shapes")
+
+    def __init__(self, arch: Architecture, X: ArrayLike, Y: ArrayLike) -> None:
+        if not isinstance(arch, Architecture):
+            raise ValueError(f"arch must be an Architecture; got {type(arch).__name__}")
+        X = as_matrix("X", X, cols=arch.input_dim, cols_label="input_dim")
+        Y = as_matrix("Y", Y, rows=X.shape[0], cols=arch.output_dim, cols_label="output_dim")
+        N = X.shape[0]
+        self.arch = arch
+        self.X, self.Y = X, Y
+        self._pre = [np.empty((N, M)) for M in arch.hidden]  # Z_1..Z_L
+        self._post = [X] + [np.empty((N, M)) for M in arch.hidden]  # A_0..A_L
+        self._delta = [np.empty((N, M)) for M in arch.widths[1:]]  # δ_1..δ_{L+1}; δ_{L+1} holds F − Y first
+        self._scratch = np.empty((N, max(arch.hidden, default=1)))
+        self._offsets = arch.param_offsets()
+        self._shapes = arch.layer_shapes
+
+    def __repr__(self) -> str:
+        return f"CostFunction({self.arch!r}, N={self.X.shape[0]})"
+
+    def __call__(self, Z: ArrayLike, out: Array | None = None) -> tuple[float, Array]:
+        """``C(Z)`` and ``∇_Z C(Z)``.
+
+        Parameters
+        ----------
+        Z : array_like, shape (K,)
+            Flat parameters, in the order of :meth:`zlnotes.Network.flat`.
+        out : numpy.ndarray, shape (K,), optional
+            Where to write the gradient (a fresh array if ``None``). It must not share memory
+            with ``Z``.
+
+        Returns
+        -------
+        (float, numpy.ndarray)
+            The cost and the gradient (``out`` when given).
+        """
+        K = self.arch.num_params
+        Z = as_vector("Z (flat parameters)", Z, length=K)
+        if out is None:
+            out = np.empty(K)
+        elif not (isinstance(out, np.ndarray) and out.dtype == np.float64 and out.shape == (K,) and out.flags.c_contiguous):
+            raise ValueError(f"out must be a C-contiguous float64 array of shape ({K},); got {getattr(out, 'shape', type(out).__name__)}")
+        elif np.shares_memory(out, Z):
+            raise ValueError("out must not share memory with Z")
+        layers = [(Z[ws].reshape(shape), Z[bs]) for (ws, bs), shape in zip(self._offsets, self._shapes)]
+        sigma = self.arch.sigma
+        pre, post, delta, L = self._pre, self._post, self._delta, self.arch.depth
+        for ell, (W, b) in enumerate(layers[:-1]):  # as Network.pre_and_post_activations
+            np.matmul(post[ell], W.T, out=pre[ell])
+            pre[ell] += b
+            value_into(sigma, pre[ell], post[ell + 1])
+        R = delta[L]  # as Network.output_layer, then F − Y
+        np.matmul(post[L], layers[L][0].T, out=R)
+        R += layers[L][1]
+        R -= self.Y
+        N = R.shape[0]
+        c = float(np.vdot(R, R) / (2 * N))
+        R /= N  # δ_{L+1} = (F − Y)/N
+        for ell in range(L + 1, 0, -1):  # layer ℓ has W_ℓ = layers[ℓ − 1][0]
+            (ws, bs), shape, d = self._offsets[ell - 1], self._shapes[ell - 1], delta[ell - 1]
+            np.sum(d, axis=0, out=out[bs])
+            np.matmul(d.T, post[ell - 1], out=out[ws].reshape(shape))
+            if ell > 1:  # δ_{ℓ−1} = (δ_ℓ W_ℓ) ⊙ σ'(Z_{ℓ−1})
+                prev = delta[ell - 2]
+                np.matmul(d, layers[ell - 1][0], out=prev)
+                s = self._scratch[:, : prev.shape[1]]
+                derivative_into(sigma, pre[ell - 2], post[ell - 1], s)
+                prev *= s
+        return c, out
+
+
 def cost_and_gradient(net: Network, X: ArrayLike, Y: ArrayLike) -> tuple[float, Array]:
     """``C`` and ``∇_Z C = Dᵀ ∇_x C`` (flat, length K) in one forward and one backward pass.
 
-    ``D`` is never formed: the output residual ``δ_{L+1} = (F − Y)/N`` is pulled back by
-    ``δ_ℓ = (δ_{ℓ+1} W_{ℓ+1}) ⊙ σ'(Z_ℓ)``, and ``∇_{W_ℓ} C = δ_ℓᵀ A_{ℓ−1}``,
-    ``∇_{b_ℓ} C = δ_ℓᵀ 1``. Each block is written straight into the flat gradient; for tanh,
-    ``σ'(Z_ℓ) = 1 − A_ℓ²`` is read off the forward pass instead of evaluating tanh again
-    (the same floating-point operations, so the same bits). The extra memory is a few
-    ``N × M_ℓ`` arrays.
+    ``D`` is never formed; see :class:`CostFunction`, which this builds for one call. To
+    evaluate many parameter vectors on the same data, build one :class:`CostFunction`.
     """
-    R, _, pre, post = _residual(net, X, Y)
-    N = R.shape[0]
-    arch = net.arch
-    dsig = _derivatives(net, pre, post)
-    grad = np.empty(arch.num_params)
-    delta = R / N
-    for ell, ((ws, bs), shape) in reversed(list(enumerate(zip(arch.param_offsets(), arch.layer_shapes), start=1))):
-        np.sum(delta, axis=0, out=grad[bs])
-        np.matmul(delta.T, post[ell - 1], out=grad[ws].reshape(shape))
-        if ell > 1:  # layer ℓ has weights[ℓ − 1]; σ'(Z_{ℓ−1}) = dsig[ℓ − 2]
-            delta = delta @ net.weights[ell - 1]
-            delta *= dsig[ell - 2]
-    return float(np.vdot(R, R) / (2 * N)), grad
+    f = CostFunction(require_network(net).arch, X, Y)
+    return f(net.flat())
 
 
 def cost_gradient(net: Network, X: ArrayLike, Y: ArrayLike) -> Array:

@@ -37,7 +37,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .activations import _tanh_prime
+from .activations import derivative_into
 from .architecture import Network, require_network
 from .linalg import _check_rtol, default_rtol, gram_rtol, numerical_rank, rank_from_gram_eigenvalues
 
@@ -52,12 +52,9 @@ and is large enough that each BLAS call runs at full speed."""
 
 
 def _derivatives(net: Network, pre: list[Array], post: list[Array]) -> list[Array]:
-    """``σ'(Z_ℓ)`` for ℓ = 1..L; for tanh read off the activations (``1 − A_ℓ²``, the same
-    floating-point operations :func:`zlnotes.activation` ``("tanh").derivative`` performs)."""
-    sigma = net.arch.sigma
-    if sigma.derivative is _tanh_prime and sigma.value is np.tanh:
-        return [1.0 - A * A for A in post[1:]]
-    return [sigma.derivative(Z) for Z in pre]
+    """``σ'(Z_ℓ)`` for ℓ = 1..L (for tanh read off the activations; see
+    :func:`zlnotes.activations.derivative_into`)."""
+    return [derivative_into(net.arch.sigma, Z, A, np.empty_like(Z)) for Z, A in zip(pre, post[1:])]
 
 
 def _hidden_factors(net: Network, dsig: list[Array], N: int) -> list[Array]:

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .architecture import Architecture, Network, require_network
-from .cost import cost_and_gradient
+from .cost import CostFunction, cost_and_gradient
 from .jacobian import ntk
 from .linalg import gram_rtol, rank_from_gram_eigenvalues
 from .validation import as_matrix, nonnegative_int, positive_int, real_scalar
@@ -83,8 +83,9 @@ def gradient_descent(
 ) -> tuple[Network, History]:
     """Full-batch gradient descent ``Z_{k+1} = Z_k − lr · ∇_Z C(Z_k)`` (forward Euler of the flow).
 
-    Gradients come from :func:`zlnotes.cost_and_gradient` (``D`` is never formed); the NTK is
-    computed only at the recorded steps.
+    Gradients come from one :class:`zlnotes.CostFunction` built for the run (``D`` is never
+    formed, and a step allocates nothing of size ``N × M_ℓ``); the NTK is computed only at the
+    recorded steps.
 
     Parameters
     ----------
@@ -121,42 +122,43 @@ def gradient_descent(
 
     costs, norms, ntk_steps, ranks, lam_mins = [], [], [], [], []
     status: Status = "max_steps"
-    Z = net.flat()
+    f = CostFunction(arch, X, Y)
+    Z, Z_other = net.flat(), np.empty(arch.num_params)  # Z_other: the step before, or the next
+    g, step = np.empty(arch.num_params), np.empty(arch.num_params)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, desc="gradient descent", leave=False)
-    current = last_finite = net
     with np.errstate(over="ignore", invalid="ignore"):
         for k in range(steps + 1):
-            c, g = cost_and_gradient(current, X, Y)
+            c, _ = f(Z, out=g)
             if not (np.isfinite(c) and np.all(np.isfinite(g))):
                 if k == 0:
                     raise ValueError("net: the cost or its gradient is not finite at the starting point (inputs, targets or weights too large)")
                 status = "diverged"
-                current = last_finite
+                Z = Z_other  # the last point with a finite cost and gradient
                 break
-            last_finite = current
             costs.append(c)
             norms.append(float(np.linalg.norm(g)))
             stop = c <= target_cost or k == steps
             if k in schedule or (stop and schedule):  # the last step is examined whenever any is
-                lam = np.linalg.eigvalsh(ntk(current, X))
+                lam = np.linalg.eigvalsh(ntk(Network.from_flat(arch, Z), X))
                 ntk_steps.append(k)
                 ranks.append(rank_from_gram_eigenvalues(lam, gram_rtol(QN)))
                 lam_mins.append(float(lam[0]))
             if stop:
                 status = "target_reached" if c <= target_cost else "max_steps"
                 break
-            Z_next = Z - lr * g
-            if not np.all(np.isfinite(Z_next)):
+            np.multiply(g, lr, out=step)
+            np.subtract(Z, step, out=Z_other)  # Z_{k+1} = Z_k − lr · ∇_Z C(Z_k)
+            if not np.all(np.isfinite(Z_other)):
                 status = "diverged"
                 break
-            Z = Z_next
-            current = Network.from_flat(arch, Z)
+            Z, Z_other = Z_other, Z
             if bar is not None:
                 bar.update(1)
+    current = Network.from_flat(arch, Z)
     if bar is not None:
         bar.close()
     history = History(
@@ -415,8 +417,7 @@ def stationary_point(
     target = rel_grad_tol * g0
     path: list[Array] | None = [current.flat()] if record_path else None
 
-    def fun(Z: Array) -> tuple[float, Array]:
-        return cost_and_gradient(Network.from_flat(arch, Z), X, Y)
+    fun = CostFunction(arch, X, Y)  # fun(Z) = (C, ∇_Z C), a fresh gradient array per call
 
     def size(Z: Array) -> float:  # max |Z_i| on the balanced representative (ReLU-like nets)
         return float(np.abs(_balance(arch, Z)).max())

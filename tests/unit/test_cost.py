@@ -98,3 +98,73 @@ def test_cost_gradient_does_not_form_d():
     tracemalloc.stop()
     d_bytes = 200 * 4 * arch.num_params * 8
     assert peak < 0.05 * d_bytes
+
+
+# --- CostFunction: buffers reused across calls -------------------------------------------------
+
+
+@pytest.mark.parametrize("activation", zl.ACTIVATIONS)
+@pytest.mark.parametrize("hidden", [(), (4,), (5, 1, 3)])
+def test_cost_function_matches_the_plain_formula_and_the_network(activation, hidden):
+    arch = zl.Architecture(3, hidden, 2, activation)
+    rng = np.random.default_rng(len(hidden))
+    X, Y = rng.standard_normal((7, 3)), rng.standard_normal((7, 2))
+    f = zl.CostFunction(arch, X, Y)
+    for seed in range(3):  # one instance, several points: nothing leaks between calls
+        net = zl.Network.init(arch, rng=seed, bias_std=0.5)
+        c, g = f(net.flat())
+        c_plain, g_plain = plain_cost_gradient(net, X, Y)
+        assert relative_error(g, g_plain) < ROUNDOFF_RTOL
+        assert abs(c - c_plain) <= ROUNDOFF_RTOL * c_plain
+        # the forward pass is Network's, operation for operation: the cost agrees to the bit
+        assert c == zl.cost(net, X, Y)
+
+
+def test_cost_function_calls_are_independent_of_history():
+    arch = zl.Architecture(4, (6, 5), 3, "tanh")
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((9, 4)), rng.standard_normal((9, 3))
+    f = zl.CostFunction(arch, X, Y)
+    Z1, Z2 = (zl.Network.init(arch, rng=s).flat() for s in (1, 2))
+    c1, g1 = f(Z1)
+    f(Z2)
+    c1_again, g1_again = zl.CostFunction(arch, X, Y)(Z1)
+    assert c1 == c1_again and np.array_equal(g1, g1_again)
+    out = np.full(arch.num_params, np.nan)
+    c, g = f(Z1, out=out)
+    assert g is out and c == c1 and np.array_equal(out, g1)
+
+
+def test_activation_helpers_write_the_activation_values():
+    from zlnotes.activations import derivative_into, value_into
+
+    Z = np.random.default_rng(4).standard_normal((6, 5)) * 3
+    Z[0, :2] = 0.0  # the kink of the ReLU-like activations
+    for name in zl.ACTIVATIONS:
+        sigma = zl.activation(name)
+        A = value_into(sigma, Z, np.empty_like(Z))
+        assert np.array_equal(A, sigma.value(Z)), name
+        assert np.array_equal(derivative_into(sigma, Z, A, np.empty_like(Z)), sigma.derivative(Z)), name
+
+
+def test_cost_function_bad_input():
+    arch = zl.Architecture(3, (4,), 2, "tanh")
+    X, Y = np.zeros((5, 3)), np.zeros((5, 2))
+    f = zl.CostFunction(arch, X, Y)
+    Z = np.zeros(arch.num_params)
+    with pytest.raises(ValueError, match="arch must be an Architecture"):
+        zl.CostFunction("tanh", X, Y)
+    with pytest.raises(ValueError, match="X must have input_dim=3 columns"):
+        zl.CostFunction(arch, X[:, :2], Y)
+    with pytest.raises(ValueError, match="Y must have 5 rows"):
+        zl.CostFunction(arch, X, Y[:4])
+    with pytest.raises(ValueError, match=rf"Z \(flat parameters\) must have length {arch.num_params}"):
+        f(Z[:-1])
+    with pytest.raises(ValueError, match="Z \\(flat parameters\\) must contain only finite values"):
+        f(np.full(arch.num_params, np.inf))
+    with pytest.raises(ValueError, match=rf"out must be a C-contiguous float64 array of shape \({arch.num_params},\)"):
+        f(Z, out=np.empty(arch.num_params + 1))
+    with pytest.raises(ValueError, match="out must be a C-contiguous float64"):
+        f(Z, out=np.empty(arch.num_params, dtype=np.float32))
+    with pytest.raises(ValueError, match="out must not share memory with Z"):
+        f(Z, out=Z)
