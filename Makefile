@@ -71,7 +71,7 @@ $(BENCH_NT_VENV)/.installed: benchmarks/requirements-nt.txt pyproject.toml
 	$(BENCH_NT_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-# Prints the tables; a run at a load average above 1.0 is marked provisional.
+# Prints the tables; a run during which other processes used > 0.1 core is marked provisional.
 bench: $(BENCH_VENV)/.installed $(BENCH_NT_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/bench.py --threads $(BENCH_THREADS) \
 		--nt-python $(BENCH_NT_VENV)/bin/python $(BENCH_ARGS)

@@ -12,12 +12,12 @@ from pathlib import Path
 MIB = 2**20
 
 
-def _ms(entry: dict | None) -> str:
+def _ms(entry: dict | None, digits: int = 1) -> str:
     if not entry:
         return "—"
     if "skipped" in entry:
         return "skipped"
-    return f"{entry['median_s'] * 1e3:,.1f}"
+    return f"{entry['median_s'] * 1e3:,.{digits}f}"
 
 
 def _t(entry: dict | None) -> float | None:
@@ -93,12 +93,19 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
                          f"{mr / zl:.1f}×, ranks {r['rank zlnotes']} / {r['rank matrix_rank']}", mr / zl >= 10 and same))
     for key, g in results.get("grad", {}).items():
         m = g["methods"]
-        zl, jx = _t(m.get("zlnotes")), _t(m.get("jax"))
+        cf, cg, jx = _t(m.get("zlnotes CostFunction")), _t(m.get("zlnotes cost_gradient")), _t(m.get("jax"))
+        gemm, act = _t(m.get("GEMM floor")), _t(m.get("activation floor"))
         torch = [t for k, v in m.items() if k.startswith("torch") and (t := _t(v))]
-        if zl and jx:
-            rows.append((f"cost_gradient at least as fast as jax.grad+jit ({key})", f"{jx / zl:.2f}×", jx / zl >= 1.0))
-        if zl and torch:
-            rows.append((f"cost_gradient ≥ 2× faster than torch ({key})", f"{min(torch) / zl:.2f}×", min(torch) / zl >= 2.0))
+        if cf and cg and jx:
+            bound = (f"; the activation alone (numpy, one thread) is {act / cf:.0%} of CostFunction's time, "
+                     f"which without it would be {jx / (cf - act):.2f}× JAX's speed" if act and act < cf else "")
+            rows.append((f"gradient at least as fast as jax.grad+jit ({key})",
+                         f"CostFunction {jx / cf:.2f}×, cost_gradient {jx / cg:.2f}×{bound}", jx / cf >= 1.0))
+        if cf and cg and torch:
+            bt = min(torch)
+            bound = f"; best torch / GEMM floor = {bt / gemm:.2f}×" if gemm else ""
+            rows.append((f"gradient ≥ 2× faster than torch ({key})",
+                         f"CostFunction {bt / cf:.2f}×, cost_gradient {bt / cg:.2f}×{bound}", bt / cf >= 2.0))
     for size in ("medium", "large"):
         mem = results.get("memory", {}).get(f"grad/{size}/zlnotes")
         if mem and "tracemalloc_peak_bytes" in mem and size in jac:
@@ -111,12 +118,14 @@ def markdown(results: dict) -> str:
     v = results["versions"]
     mach = results["machine"]
     lines = ["# Benchmark results", ""]
-    status = ("**provisional**: measured at a 1-minute load average up to "
-              f"{results['load_max_1min']:.2f} (> 1.0) on a shared {mach.get('cpus')}-core machine"
-              if results.get("provisional") else
-              f"measured at a 1-minute load average of at most {results['load_max_1min']:.2f}")
+    c = results["contention"]
+    other = (f"other processes used {c['other_cpu_s']:,.0f} CPU-seconds during the {c['wall_s'] / 60:.0f}-minute run, "
+             f"{c['other_cores']:.2f} core on average")
+    status = (f"**provisional**: {other} (> 0.1) on a shared {mach.get('cpus')}-core machine"
+              if results.get("provisional") else other)
     lines += [
-        f"- {results['date']}; {status}; `os.getloadavg()` before {results['load_before']}, after {results['load_after']}.",
+        f"- {results['date']}; {status}; `os.getloadavg()` (which counts the benchmark itself) before "
+        f"{results['load_before']}, after {results['load_after']}, at most {results['load_max_1min']:.2f}.",
         f"- Machine: {mach.get('cpu', '?')}, {mach.get('cpus')} cores, {mach.get('mem_total_gib', '?')} GiB; "
         f"{mach.get('platform', '')}; numpy BLAS: {mach.get('numpy_blas', '?')}.",
         f"- Threads for BLAS, torch and XLA: {results['threads']}. Activation: {results['activation']} "
@@ -201,15 +210,23 @@ def markdown(results: dict) -> str:
 
     if "grad" in results:
         lines += ["## The gradient ∇_Z C", "",
-                  "| size / activation | zlnotes ms | jax ms | torch autograd ms | torch func.grad ms | jax / zlnotes | best torch / zlnotes |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+                  "`CostFunction` is how `gradient_descent` and `stationary_point` evaluate the gradient: data "
+                  "validated and buffers allocated once, then reused at every call. `cost_gradient` is one call "
+                  "on a network (it builds a `CostFunction`, so it pays the allocations each time). The floors are "
+                  "timed in the same rounds: the GEMM floor is the matrix products of one forward and one backward "
+                  "pass into preallocated arrays; the activation floor is σ on the pre-activations (`np.tanh`, "
+                  "or `np.maximum` for ReLU).", "",
+                  "| size / activation | CostFunction ms | cost_gradient ms | GEMM floor ms | activation floor ms | "
+                  "jax ms | torch autograd ms | torch func.grad ms | jax / CostFunction | best torch / CostFunction |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for key, g in results["grad"].items():
             m = g["methods"]
-            zl = _t(m.get("zlnotes"))
+            cf = _t(m.get("zlnotes CostFunction"))
             torch = [t for k, e in m.items() if k.startswith("torch") and (t := _t(e))]
-            lines.append(f"| {key} | {_ms(m.get('zlnotes'))} | {_ms(m.get('jax'))} | {_ms(m.get('torch autograd'))} | "
-                         f"{_ms(m.get('torch func.grad'))} | {_ratio(_t(m.get('jax')), zl)} | "
-                         f"{_ratio(min(torch) if torch else None, zl)} |")
+            lines.append(f"| {key} | {_ms(m.get('zlnotes CostFunction'), 2)} | {_ms(m.get('zlnotes cost_gradient'), 2)} | "
+                         f"{_ms(m.get('GEMM floor'), 2)} | {_ms(m.get('activation floor'), 2)} | {_ms(m.get('jax'), 2)} | "
+                         f"{_ms(m.get('torch autograd'), 2)} | {_ms(m.get('torch func.grad'), 2)} | "
+                         f"{_ratio(_t(m.get('jax')), cf)} | {_ratio(min(torch) if torch else None, cf)} |")
         lines.append("")
 
     rows = targets(results)
