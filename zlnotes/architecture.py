@@ -200,7 +200,20 @@ class Network:
 
     @classmethod
     def from_flat(cls, arch: Architecture, Z: ArrayLike) -> "Network":
-        """The network whose flat parameter vector is ``Z`` (length ``arch.num_params``)."""
+        """The network whose flat parameter vector is ``Z``; the inverse of :meth:`flat`.
+
+        Parameters
+        ----------
+        arch
+            The architecture.
+        Z : array_like, shape (K,)
+            ``K = arch.num_params`` finite numbers, ordered as in :meth:`flat`.
+
+        Returns
+        -------
+        Network
+            A network holding copies of the blocks of ``Z``.
+        """
         if not isinstance(arch, Architecture):
             raise ValueError(f"arch must be an Architecture; got {type(arch).__name__}")
         Z = as_vector("Z (flat parameters)", Z, length=arch.num_params)
@@ -219,7 +232,19 @@ class Network:
         return as_matrix("X", X, cols=self.arch.input_dim, cols_label="input_dim")
 
     def pre_and_post_activations(self, X: ArrayLike) -> tuple[list[Array], list[Array]]:
-        """All ``Z_ℓ`` (ℓ = 1..L) and all ``A_ℓ`` (ℓ = 0..L, ``A_0 = X``)."""
+        """The hidden layers' pre- and post-activations.
+
+        Parameters
+        ----------
+        X : array_like, shape (N, M)
+            Inputs, one sample per row.
+
+        Returns
+        -------
+        (pre, post)
+            ``pre = [Z_1, …, Z_L]`` with ``Z_ℓ = A_{ℓ−1} W_ℓᵀ + 1 b_ℓᵀ`` and ``post = [A_0, …,
+            A_L]`` with ``A_0 = X`` and ``A_ℓ = σ(Z_ℓ)``; each of shape ``(N, M_ℓ)``.
+        """
         A = self.check_inputs(X)
         sigma = self.arch.sigma
         pre, post = [], [A]
@@ -240,7 +265,18 @@ class Network:
         return A_L @ self.weights[-1].T + self.biases[-1]
 
     def forward(self, X: ArrayLike) -> Array:
-        """Outputs ``F`` of shape ``(N, Q)``; ``F.ravel()`` is the stacked vector ``x[Z]`` (sample-major)."""
+        """The network's outputs.
+
+        Parameters
+        ----------
+        X : array_like, shape (N, M)
+            Inputs, one sample per row.
+
+        Returns
+        -------
+        numpy.ndarray, shape (N, Q)
+            ``F``; ``F.ravel()`` is the stacked vector ``x[Z]`` (sample-major).
+        """
         return self.output_layer(self.pre_and_post_activations(X)[1][-1])
 
 def require_network(net: object, name: str = "net") -> Network:

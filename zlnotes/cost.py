@@ -27,13 +27,40 @@ def _residual(net: Network, X: ArrayLike, Y: ArrayLike) -> tuple[Array, Array, l
 
 
 def cost(net: Network, X: ArrayLike, Y: ArrayLike) -> float:
-    """``C = 1/(2N) ‖F − Y‖²_F`` for inputs ``X`` (N, M) and targets ``Y`` (N, Q)."""
+    """The quadratic cost ``C = 1/(2N) ‖F − Y‖²_F``.
+
+    Parameters
+    ----------
+    net
+        The network.
+    X : array_like, shape (N, M)
+        Inputs, one sample per row.
+    Y : array_like, shape (N, Q)
+        Targets.
+
+    Returns
+    -------
+    float
+        ``C ≥ 0``, with ``F = net.forward(X)``.
+    """
     R = _residual(net, X, Y)[0]
     return float(np.vdot(R, R) / (2 * R.shape[0]))
 
 
 def output_gradient(net: Network, X: ArrayLike, Y: ArrayLike) -> Array:
-    """``∇_x C = (x[Z] − y_ω)/N``, a vector of length QN in sample-major order."""
+    """The cost's gradient in output space, ``∇_x C = (x[Z] − y_ω)/N``.
+
+    Parameters
+    ----------
+    net, X, Y
+        As in :func:`cost`.
+
+    Returns
+    -------
+    numpy.ndarray, shape (Q·N,)
+        Sample-major (entry ``j·Q + q`` is sample ``j``, output ``q``), the row order of
+        :func:`zlnotes.jacobian`, so that ``∇_Z C = Dᵀ ∇_x C``.
+    """
     R = _residual(net, X, Y)[0]
     return R.ravel() / R.shape[0]
 
@@ -89,8 +116,9 @@ class CostFunction:
     def __init__(self, arch: Architecture, X: ArrayLike, Y: ArrayLike) -> None:
         if not isinstance(arch, Architecture):
             raise ValueError(f"arch must be an Architecture; got {type(arch).__name__}")
-        X = as_matrix("X", X, cols=arch.input_dim, cols_label="input_dim")
-        Y = as_matrix("Y", Y, rows=X.shape[0], cols=arch.output_dim, cols_label="output_dim")
+        X = as_matrix("X", X, cols=arch.input_dim, cols_label="input_dim").copy()  # copies: a later
+        Y = as_matrix("Y", Y, rows=X.shape[0], cols=arch.output_dim, cols_label="output_dim").copy()  # edit can't leak in
+        X.flags.writeable = Y.flags.writeable = False
         N = X.shape[0]
         self.arch = arch
         self.X, self.Y = X, Y
@@ -156,15 +184,38 @@ class CostFunction:
 
 
 def cost_and_gradient(net: Network, X: ArrayLike, Y: ArrayLike) -> tuple[float, Array]:
-    """``C`` and ``∇_Z C = Dᵀ ∇_x C`` (flat, length K) in one forward and one backward pass.
+    """``C`` and ``∇_Z C = Dᵀ ∇_x C`` in one forward and one backward pass.
 
     ``D`` is never formed; see :class:`CostFunction`, which this builds for one call. To
     evaluate many parameter vectors on the same data, build one :class:`CostFunction`.
+
+    Parameters
+    ----------
+    net, X, Y
+        As in :func:`cost`.
+
+    Returns
+    -------
+    (float, numpy.ndarray of shape (K,))
+        The cost, equal to :func:`cost` to the bit, and the gradient in the order of
+        :meth:`zlnotes.Network.flat`.
     """
     f = CostFunction(require_network(net).arch, X, Y)
     return f(net.flat())
 
 
 def cost_gradient(net: Network, X: ArrayLike, Y: ArrayLike) -> Array:
-    """``∇_Z C`` (flat, length K), without forming ``D``; see :func:`cost_and_gradient`."""
+    """The cost's gradient in parameter space, ``∇_Z C = Dᵀ ∇_x C``, without forming ``D``.
+
+    Parameters
+    ----------
+    net, X, Y
+        As in :func:`cost`.
+
+    Returns
+    -------
+    numpy.ndarray, shape (K,)
+        In the order of :meth:`zlnotes.Network.flat`. See :func:`cost_and_gradient`; to
+        evaluate many parameter vectors on the same data, build one :class:`CostFunction`.
+    """
     return cost_and_gradient(net, X, Y)[1]

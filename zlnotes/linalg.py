@@ -90,7 +90,18 @@ def face_split(A: ArrayLike, B: ArrayLike) -> Array:
 
 
 def singular_values(A: ArrayLike) -> Array:
-    """Singular values of ``A`` in decreasing order."""
+    """Singular values of a matrix.
+
+    Parameters
+    ----------
+    A : array_like, shape (m, n)
+        A finite real matrix.
+
+    Returns
+    -------
+    numpy.ndarray, shape (min(m, n),)
+        The singular values in decreasing order (LAPACK's SVD, without the singular vectors).
+    """
     return np.linalg.svd(as_matrix("A", A), compute_uv=False)
 
 
