@@ -65,6 +65,19 @@ def output_gradient(net: Network, X: ArrayLike, Y: ArrayLike) -> Array:
     return R.ravel() / R.shape[0]
 
 
+def _check_out(out: object, K: int) -> None:
+    if not isinstance(out, np.ndarray):
+        raise ValueError(f"out must be a numpy array of shape ({K},); got {type(out).__name__}")
+    for ok, rule, got in (
+        (out.shape == (K,), f"have shape ({K},)", f"shape {out.shape}"),
+        (out.dtype == np.float64, "have dtype float64", f"dtype {out.dtype}"),
+        (out.flags.c_contiguous, "be contiguous", f"strides {out.strides}"),
+        (out.flags.writeable, "be writeable", "a read-only array"),
+    ):
+        if not ok:
+            raise ValueError(f"out must {rule}; got {got}")
+
+
 class CostFunction:
     """The cost ``Z ↦ C(Z)`` of one architecture on fixed data, with its gradient.
 
@@ -98,7 +111,9 @@ class CostFunction:
 
     Notes
     -----
-    A ``CostFunction`` keeps state between calls (its buffers): use one per thread.
+    A ``CostFunction`` keeps state between calls (its buffers): use one per thread. ``X`` and
+    ``Y`` are held as given (float64 arrays are not copied): do not modify them while it is
+    in use.
 
     Examples
     --------
@@ -116,9 +131,10 @@ class CostFunction:
     def __init__(self, arch: Architecture, X: ArrayLike, Y: ArrayLike) -> None:
         if not isinstance(arch, Architecture):
             raise ValueError(f"arch must be an Architecture; got {type(arch).__name__}")
-        X = as_matrix("X", X, cols=arch.input_dim, cols_label="input_dim").copy()  # copies: a later
-        Y = as_matrix("Y", Y, rows=X.shape[0], cols=arch.output_dim, cols_label="output_dim").copy()  # edit can't leak in
-        X.flags.writeable = Y.flags.writeable = False
+        # X is used as given, not copied: BLAS's result depends on the memory layout, and the
+        # forward pass must match Network's (which multiplies X as given) to the bit
+        X = as_matrix("X", X, cols=arch.input_dim, cols_label="input_dim")
+        Y = as_matrix("Y", Y, rows=X.shape[0], cols=arch.output_dim, cols_label="output_dim")
         N = X.shape[0]
         self.arch = arch
         self.X, self.Y = X, Y
@@ -152,10 +168,10 @@ class CostFunction:
         Z = as_vector("Z (flat parameters)", Z, length=K)
         if out is None:
             out = np.empty(K)
-        elif not (isinstance(out, np.ndarray) and out.dtype == np.float64 and out.shape == (K,) and out.flags.c_contiguous):
-            raise ValueError(f"out must be a C-contiguous float64 array of shape ({K},); got {getattr(out, 'shape', type(out).__name__)}")
-        elif np.shares_memory(out, Z):
-            raise ValueError("out must not share memory with Z")
+        else:
+            _check_out(out, K)
+            if np.shares_memory(out, Z):
+                raise ValueError("out must not share memory with Z")
         layers = [(Z[ws].reshape(shape), Z[bs]) for (ws, bs), shape in zip(self._offsets, self._shapes)]
         sigma = self.arch.sigma
         pre, post, delta, L = self._pre, self._post, self._delta, self.arch.depth
