@@ -18,12 +18,11 @@ __all__ = ["CostFunction", "cost", "output_gradient", "cost_and_gradient", "cost
 Array = NDArray[np.float64]
 
 
-def _residual(net: Network, X: ArrayLike, Y: ArrayLike) -> tuple[Array, Array, list[Array], list[Array]]:
+def _residual(net: Network, X: ArrayLike, Y: ArrayLike) -> Array:
+    """``F − Y`` (N × Q) by the network's own forward pass."""
     X = require_network(net).check_inputs(X)
     Y = as_matrix("Y", Y, rows=X.shape[0], cols=net.arch.output_dim, cols_label="output_dim")
-    pre, post = net.pre_and_post_activations(X)
-    F = net.output_layer(post[-1])
-    return F - Y, Y, pre, post
+    return net.forward(X) - Y
 
 
 def cost(net: Network, X: ArrayLike, Y: ArrayLike) -> float:
@@ -43,7 +42,7 @@ def cost(net: Network, X: ArrayLike, Y: ArrayLike) -> float:
     float
         ``C ≥ 0``, with ``F = net.forward(X)``.
     """
-    R = _residual(net, X, Y)[0]
+    R = _residual(net, X, Y)
     return float(np.vdot(R, R) / (2 * R.shape[0]))
 
 
@@ -61,7 +60,7 @@ def output_gradient(net: Network, X: ArrayLike, Y: ArrayLike) -> Array:
         Sample-major (entry ``j·Q + q`` is sample ``j``, output ``q``), the row order of
         :func:`zlnotes.jacobian`, so that ``∇_Z C = Dᵀ ∇_x C``.
     """
-    R = _residual(net, X, Y)[0]
+    R = _residual(net, X, Y)
     return R.ravel() / R.shape[0]
 
 
@@ -126,7 +125,7 @@ class CostFunction:
     (True, (13,))
     """
 
-    __slots__ = ("arch", "X", "Y", "_pre", "_post", "_delta", "_scratch", "_offsets", "_shapes")
+    __slots__ = ("arch", "X", "Y", "_pre", "_post", "_delta", "_scratch", "_offsets", "_shapes", "_K")
 
     def __init__(self, arch: Architecture, X: ArrayLike, Y: ArrayLike) -> None:
         if not isinstance(arch, Architecture):
@@ -144,6 +143,7 @@ class CostFunction:
         self._scratch = np.empty((N, max(arch.hidden, default=1)))
         self._offsets = arch.param_offsets()
         self._shapes = arch.layer_shapes
+        self._K = arch.num_params
 
     def __repr__(self) -> str:
         return f"CostFunction({self.arch!r}, N={self.X.shape[0]})"
@@ -164,7 +164,7 @@ class CostFunction:
         (float, numpy.ndarray)
             The cost and the gradient (``out`` when given).
         """
-        K = self.arch.num_params
+        K = self._K
         Z = as_vector("Z (flat parameters)", Z, length=K)
         if out is None:
             out = np.empty(K)

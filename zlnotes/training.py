@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .architecture import Architecture, Network, require_network
-from .cost import CostFunction, cost_and_gradient
+from .cost import CostFunction
 from .jacobian import ntk
 from .linalg import gram_rtol, rank_from_gram_eigenvalues
 from .validation import as_matrix, nonnegative_int, positive_int, real_scalar
@@ -348,13 +348,13 @@ def stationary_point(
 
     1. Gradient descent (:func:`gradient_descent`) moves into a basin.
     2. The quasi-Newton polish (:func:`scipy.optimize.minimize` with ``L-BFGS-B`` and
-       :func:`zlnotes.cost_and_gradient`) drives ``|∇_Z C|`` towards
+       one :class:`zlnotes.CostFunction` for the data) drives ``|∇_Z C|`` towards
        ``rel_grad_tol · |∇_Z C(Z_0)|``. L-BFGS-B stops on the largest gradient entry, so it is
        given ``gtol = rel_grad_tol · |∇_Z C(Z_0)| / √K``, which implies the bound on the
        Euclidean norm. It is restarted from its last point (with a fresh curvature memory) when
        its line search stalls, up to ``restarts`` times.
     3. If that is not enough, a Newton polish: the Hessian by central differences of
-       :func:`zlnotes.cost_and_gradient` (``2K`` gradients), and saddle-free Newton steps
+       the same ``CostFunction`` (``2K`` gradients), and saddle-free Newton steps
        ``−V(|Λ| + μ)⁻¹Vᵀ∇_Z C`` with Levenberg damping ``μ``. Where the cost is smooth and its
        Hessian is nonsingular up to symmetries (tanh networks; ReLU networks away from kinks,
        whose per-unit rescaling symmetry makes the Hessian singular), this converges
@@ -411,8 +411,8 @@ def stationary_point(
     if polish_tol is not None:
         polish_tol = real_scalar("polish_tol", polish_tol, lo=0.0, hi=1.0, hi_open=True)
     X = require_network(net).check_inputs(X)
-    g0 = float(np.linalg.norm(cost_and_gradient(net, X, Y)[1]))
     current, history = gradient_descent(net, X, Y, lr, gd_steps)
+    g0 = float(history.grad_norm[0])  # |∇_Z C| at the start, as gradient descent measured it
     arch = net.arch
     target = rel_grad_tol * g0
     path: list[Array] | None = [current.flat()] if record_path else None
