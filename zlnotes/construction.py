@@ -1,23 +1,40 @@
-"""Explicit zero-loss minimizers for overparametrized networks ([ZL] Theorems 2.1 and 2.2).
+"""Explicit zero-loss minimizers for overparametrized networks (chen2025zeroloss,
+Theorems 2.1 and 2.2).
 
-Both constructions choose the hidden layers so that every layer acts on the ``N`` training
-points as an injective map that keeps them affinely independent, and then solve the
-output layer exactly:
+Three constructions, all exact up to rounding (see the book's chapter on zero-loss
+minimizers and its Notation page for the conventions):
 
-* **positive-sector shift** (Theorem 2.2; ReLU-like σ, a diffeomorphism on its positive
-  sector): take any full-rank ``W_ℓ`` and a bias ``b_ℓ = β_ℓ·(1, …, 1)`` with ``β_ℓ`` so large
-  that every pre-activation lies in the sector where σ is invertible (for ``relu``,
-  ``leaky_relu`` and ``smooth_relu`` the sector where σ is the identity). Each layer is then an
-  invertible affine map of the data. The free choice of ``W_ℓ`` and ``β_ℓ`` makes the minimum
-  *degenerate*.
-* **small-box pull-back** (Theorem 2.1; any σ that is a local diffeomorphism near a point
-  ``p``): ``W_ℓ = ε_ℓ E_ℓ``, ``b_ℓ = p·1 − ε_ℓ E_ℓ m_ℓ`` with ``m_ℓ`` the centre of the current
-  points, so that all pre-activations lie in the box ``[p − r, p + r]^M`` where σ' stays
-  away from zero.
+* **pull-back** (``method="pullback"``: the paper's own proof of Theorem 2.1, §4.5, Lemma 2
+  and eq. 10–13; σ any activation that is a local diffeomorphism at one point ``p``). It runs
+  *backward* from the targets. The targets are embedded into ``ℝ^width`` by ``ι`` (trailing
+  zeros), ``u⁽ᴸ⁺¹⁾_j = ι(y_j)``. For ``ℓ = L, …, 1`` Lemma 2 gives an invertible affine map
+  ``T_ℓ`` and points ``z⁽ℓ⁾_j = σ⁻¹(T_ℓ⁻¹ u⁽ℓ⁺¹⁾_j)`` with ``u⁽ℓ⁺¹⁾_j = T_ℓ(σ(z⁽ℓ⁾_j))``: ``σ`` is a
+  diffeomorphism on a box ``B`` around ``p``, and ``T_ℓ`` maps the box ``σ(B)`` onto a box that
+  holds the data. Layer ``ℓ + 1`` is ``T_ℓ`` (composed with the projection ``π`` onto the first
+  ``Q`` coordinates for the output layer), and ``u⁽ℓ⁾ = z⁽ℓ⁾`` are the pre-activations layer ``ℓ``
+  must produce. The data enter only at the end, through the first-layer linear regression
+  ``W_1 x_j + b_1 = z⁽¹⁾_j`` (eq. 13). The hidden features depend on the targets alone: the
+  last hidden layer is ``σ(z⁽ᴸ⁾_j) = T_L⁻¹ ι(y_j)``, an affine function of ``y_j``, so
+  ``rank [A_L 1] ≤ Q + 1``.
+* **positive-sector shift** (``method="shift"``: the paper's proof of Theorem 2.2, §5; σ
+  ReLU-like, a diffeomorphism on its positive sector): any full-rank ``W_ℓ`` and a bias
+  ``b_ℓ = β_ℓ·(1, …, 1)`` with ``β_ℓ`` so large that every pre-activation lies in the sector
+  where σ is invertible; each layer is then an invertible affine map of the data, and the
+  output layer solves ``[A_L 1] [W_{L+1} b_{L+1}]ᵀ = Y`` by least squares (eq. 24). The free
+  choice of ``W_ℓ`` and ``β_ℓ`` makes the minimum *degenerate*.
+* **small box** (``method="box"``: the book's own forward alternative to Theorem 2.1, not the
+  paper's construction): ``W_ℓ = ε_ℓ E_ℓ``, ``b_ℓ = p·1 − ε_ℓ E_ℓ m_ℓ`` push the data forward
+  into a small box around ``p`` where σ' stays away from zero, and the output layer is solved
+  by least squares. Its hidden features keep the affine rank ``N`` of the data layer after
+  layer, where the paper's depend on the targets only.
 
-The output layer solves ``[A_L 1] [W_{L+1} b_{L+1}]ᵀ = Y`` by the minimal-norm
-least-squares solution (eq. 12/13 and 24 of [ZL]); it is exact when ``[A_L 1]`` has rank
-``N``, which needs ``N ≤ width + 1`` and affinely independent inputs, ``rank [X 1] = N``.
+Hypotheses. The paper's theorems take the input dimension ``M ≥ N``, every hidden width equal
+to ``M`` and generic data (a data matrix of full rank ``N``). What the code needs (derived in
+the book, each with its own check): the pull-back needs ``rank [X 1] = N`` (affinely
+independent inputs, so ``N ≤ M + 1``) and ``width ≥ Q``, any width; when ``rank X = N`` it
+follows eq. 13 to the letter (``b_1`` chosen freely, ``W_1 = (Z⁽¹⁾ − 1 b_1ᵀ)ᵀ (X⁺)ᵀ``),
+otherwise it solves for ``W_1`` and ``b_1`` together. The shift and the box solve the output
+layer on features of affine rank ``N``, which needs ``N ≤ width + 1`` and ``rank [X 1] = N``.
 """
 
 from __future__ import annotations
@@ -32,12 +49,17 @@ from .architecture import Architecture, Network, require_network
 from .linalg import numerical_rank
 from .validation import as_generator, as_matrix, nonnegative_int, positive_int
 
-__all__ = ["zero_loss_minimizer", "embed_network", "diffeomorphism_box", "SHIFT_MARGIN"]
+__all__ = ["zero_loss_minimizer", "embed_network", "diffeomorphism_box", "SHIFT_MARGIN", "PULLBACK_FILL"]
 
 Array = NDArray[np.float64]
 
 SHIFT_MARGIN = 1.0
 """How far inside the invertible sector the shift puts the smallest pre-activation."""
+
+PULLBACK_FILL = 0.5
+"""Fraction of the box ``σ(B)`` (half-side, measured from ``σ(p)``) that the pulled-back data
+fill in Lemma 2: any value in ``(0, 1)`` works; 1/2 keeps ``σ⁻¹`` well away from the edge of
+the box, where its derivative grows."""
 
 
 def diffeomorphism_box(sigma: Activation) -> tuple[float, float]:
@@ -96,6 +118,69 @@ def _random_full_rank(gen: np.random.Generator, rows: int, cols: int) -> Array:
     return Qm if rows >= cols else Qm.T
 
 
+def _lemma2(
+    U: Array, sigma: Activation, p: float, radius: float, gen: np.random.Generator | None
+) -> tuple[Array, Array, Array]:
+    """Lemma 2 of chen2025zeroloss on the data ``U`` (rows ``u_j``): ``U = σ(Z) diag(s) + 1 tᵀ``.
+
+    ``σ`` is a diffeomorphism on the box ``B = (p − r, p + r)^m``, whose image is the box
+    ``σ(B)``. The affine map ``T(v) = s ⊙ v + t`` (diagonal, invertible) takes the smaller box
+    around ``σ(p)`` of half-side ``ρ = PULLBACK_FILL · min(σ(p + r) − σ(p), σ(p) − σ(p − r))``
+    onto the bounding box of the data; so ``T⁻¹ u_j`` lies in ``σ(B)`` and
+    ``z_j = σ⁻¹(T⁻¹ u_j) ∈ B`` is a smooth function of ``u_j``. With a generator, each scale
+    gets a random sign and a factor in ``[1, 2)`` (a smaller box, still inside ``σ(B)``).
+
+    Returns ``(s, t, Z)``.
+    """
+    mid = float(sigma.value(np.array(p)))
+    lo, hi = (float(v) for v in sigma.value(np.array([p - radius, p + radius])))
+    rho = PULLBACK_FILL * min(hi - mid, mid - lo)
+    centre = 0.5 * (U.max(axis=0) + U.min(axis=0))
+    half = 0.5 * (U.max(axis=0) - U.min(axis=0))
+    s = np.where(half > 0, half / rho, 1.0)
+    if gen is not None:
+        s = s * gen.choice([-1.0, 1.0], size=s.shape) * (1.0 + gen.random(s.shape))
+    t = centre - s * mid
+    inside = mid + (U - centre) / s  # T⁻¹ u_j, within ρ of σ(p) in every coordinate
+    assert sigma.inverse is not None  # every activation with a diffeomorphism box has one
+    return s, t, sigma.inverse(inside)
+
+
+def _pullback(X: Array, Y: Array, depth: int, width: int, sigma: Activation, gen: np.random.Generator | None):
+    """Weights and biases of the pull-back construction (module docstring); ``depth ≥ 1``."""
+    N, Q = Y.shape
+    p, radius = diffeomorphism_box(sigma)
+    U = np.zeros((N, width))
+    U[:, :Q] = Y  # ι: the targets, padded with trailing zeros
+    weights: list[Array] = []
+    biases: list[Array] = []
+    for ell in range(depth, 0, -1):  # T_ℓ: layer ℓ + 1 from the pre-activations of layer ℓ
+        s, t, U = _lemma2(U, sigma, p, radius, gen)
+        W, b = np.diag(s), t
+        if ell == depth:  # the output layer is π ∘ T_L
+            W, b = W[:Q], b[:Q]
+        weights.insert(0, W)
+        biases.insert(0, b)
+    # eq. 13: the first layer's linear regression X W_1ᵀ + 1 b_1ᵀ = Z⁽¹⁾ (rows), U = Z⁽¹⁾ now
+    if numerical_rank(X) == N:  # the paper's case: b_1 free, W_1ᵀ = X⁺ (Z⁽¹⁾ − 1 b_1ᵀ)
+        b1 = np.zeros(width) if gen is None else gen.standard_normal(width)
+        W1t = _exact_solve(X, U - b1)
+    else:  # rank [X 1] = N only: solve for W_1 and b_1 together (derived)
+        theta = _exact_solve(np.hstack([X, np.ones((N, 1))]), U)
+        W1t, b1 = theta[:-1], theta[-1]
+    weights.insert(0, W1t.T.copy())
+    biases.insert(0, b1)
+    return weights, biases
+
+
+def _exact_solve(A: Array, B: Array) -> Array:
+    """The minimal-norm solution of ``A Θ = B`` for ``A`` of full row rank, with one step of
+    iterative refinement (exact up to rounding)."""
+    theta = np.linalg.lstsq(A, B, rcond=None)[0]
+    theta += np.linalg.lstsq(A, B - A @ theta, rcond=None)[0]
+    return theta
+
+
 def zero_loss_minimizer(
     X: ArrayLike,
     Y: ArrayLike,
@@ -104,7 +189,7 @@ def zero_loss_minimizer(
     width: int,
     activation: str | Activation,
     rng: np.random.Generator | int | None = None,
-    method: Literal["auto", "shift", "box"] = "auto",
+    method: Literal["auto", "pullback", "shift", "box"] = "auto",
 ) -> Network:
     """A network with ``depth`` hidden layers of ``width`` that fits ``Y`` exactly.
 
@@ -115,18 +200,23 @@ def zero_loss_minimizer(
     Y : array_like, shape (N, Q)
         Targets.
     depth
-        ``L ≥ 0`` hidden layers (0 gives an affine model).
+        ``L ≥ 0`` hidden layers (0 gives the affine model of eq. 10–12, solved by regression).
     width
-        Hidden width ``M_ℓ``; must satisfy ``N ≤ width + 1``.
+        Hidden width ``M_ℓ`` of every hidden layer (the paper takes it equal to ``M``). The
+        pull-back needs ``width ≥ Q``; the shift and the box need ``N ≤ width + 1``.
     activation
         Name or :class:`Activation`.
     rng
-        ``None`` for the deterministic choice (``W_1`` an embedding of the data's affine hull,
-        ``W_ℓ = I`` after it); a generator or seed for random full-rank weights — each seed
-        gives a different zero-loss minimizer (the degeneracy of Theorem 2.2).
+        ``None`` for deterministic choices; a generator or seed for random free choices
+        (pull-back: signs and scales of the affine maps of Lemma 2 and the bias ``b_1``;
+        shift and box: orthogonal full-rank weights). Each seed gives a different zero-loss
+        minimizer: the minimum is degenerate.
     method
-        ``"shift"`` (Theorem 2.2, ReLU-like activations only), ``"box"`` (Theorem 2.1), or
-        ``"auto"``: shift for ReLU-like activations, box otherwise.
+        ``"pullback"`` (the paper's proof of Theorem 2.1, any activation with a
+        diffeomorphism box), ``"shift"`` (the paper's proof of Theorem 2.2, ReLU-like
+        activations), ``"box"`` (the book's own forward alternative to Theorem 2.1), or
+        ``"auto"``: the paper's construction for the activation, shift for ReLU-like
+        activations and pull-back otherwise.
 
     Returns
     -------
@@ -136,26 +226,45 @@ def zero_loss_minimizer(
     Raises
     ------
     ValueError
-        If ``N > width + 1``, if the inputs are not affinely independent, if ``method`` does
-        not apply to ``activation``, or on malformed input.
+        If ``rank [X 1] < N`` (which includes ``N > M + 1``), if the width is too small for the
+        method (``width < Q`` for the pull-back, ``N > width + 1`` for the others), if
+        ``method`` does not apply to ``activation``, or on malformed input.
+
+    Examples
+    --------
+    >>> import numpy as np, zlnotes as zl
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((5, 6)), rng.standard_normal((5, 2))
+    >>> net = zl.zero_loss_minimizer(X, Y, depth=3, width=6, activation="tanh", method="pullback")
+    >>> bool(np.abs(net.forward(X) - Y).max() < 1e-12)
+    True
+    >>> A = net.hidden(X)[-1]  # the last hidden layer: an affine function of the targets
+    >>> int(np.linalg.matrix_rank(np.hstack([A, np.ones((5, 1))])))
+    3
     """
     X = as_matrix("X", X)
     N, M = X.shape
     Y = as_matrix("Y", Y, rows=N)
+    Q = Y.shape[1]
     depth = nonnegative_int("depth", depth)
     width = positive_int("width", width)
     sigma = lookup_activation(activation)
-    if method not in ("auto", "shift", "box"):
-        raise ValueError(f"method must be 'auto', 'shift' or 'box'; got {method!r}")
+    if method not in ("auto", "pullback", "shift", "box"):
+        raise ValueError(f"method must be 'auto', 'pullback', 'shift' or 'box'; got {method!r}")
     if method == "auto":
-        method = "shift" if sigma.positive_sector else "box"
+        method = "shift" if sigma.positive_sector else "pullback"
     if method == "shift" and not sigma.positive_sector:
         raise ValueError(f"method='shift' needs a ReLU-like activation (relu, leaky_relu, softplus, smooth_relu); got {sigma.name!r}")
+    if depth > 0 and method == "pullback" and width < Q:
+        raise ValueError(
+            f"width: the pullback construction needs width >= Q = {Q}, because the targets are "
+            f"embedded into the last hidden layer (ι: R^Q -> R^width); got {width}"
+        )
     last_width = width if depth > 0 else M
-    if N > last_width + 1:
+    if (depth == 0 or method != "pullback") and N > last_width + 1:
         what = f"width + 1 = {width + 1}" if depth > 0 else f"input_dim + 1 = {M + 1} (depth 0 is an affine model)"
         raise ValueError(
-            f"width: the construction needs N <= {what}, because the output layer must solve "
+            f"width: the {method} construction needs N <= {what}, because the output layer must solve "
             f"[A_L 1] Θ = Y exactly for N = {N} samples"
         )
     rank = _affine_rank(X)
@@ -165,6 +274,9 @@ def zero_loss_minimizer(
             + (f" (impossible with N > input_dim + 1 = {M + 1})" if N > M + 1 else "")
         )
     gen = as_generator(rng) if rng is not None else None
+    arch = Architecture(M, (width,) * depth, Q, sigma)
+    if depth > 0 and method == "pullback":
+        return Network(arch, *_pullback(X, Y, depth, width, sigma, gen))
 
     weights: list[Array] = []
     biases: list[Array] = []
@@ -202,12 +314,10 @@ def zero_loss_minimizer(
         weights.append(W)
         biases.append(b)
 
-    features = np.hstack([A, np.ones((N, 1))])
-    theta = np.linalg.lstsq(features, Y, rcond=None)[0]  # minimal-norm exact solution, (width + 1) × Q
-    theta += np.linalg.lstsq(features, Y - features @ theta, rcond=None)[0]  # one step of iterative refinement
+    # eq. 10–12 (depth 0) and eq. 24: the output layer by minimal-norm least squares
+    theta = _exact_solve(np.hstack([A, np.ones((N, 1))]), Y)  # (width + 1) × Q
     weights.append(theta[:-1].T)
     biases.append(theta[-1])
-    arch = Architecture(M, (width,) * depth, Y.shape[1], sigma)
     return Network(arch, weights, biases)
 
 

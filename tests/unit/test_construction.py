@@ -55,8 +55,10 @@ def test_methods():
 def test_impossible_problems_raise():
     data = np.random.default_rng(3)
     X, Y = data.standard_normal((8, 10)), data.standard_normal((8, 1))
-    with pytest.raises(ValueError, match=r"width: the construction needs N <= width \+ 1 = 7"):
+    with pytest.raises(ValueError, match=r"width: the shift construction needs N <= width \+ 1 = 7"):
         zl.zero_loss_minimizer(X, Y, depth=2, width=6, activation="relu")
+    with pytest.raises(ValueError, match=r"width: the box construction needs N <= width \+ 1 = 7"):
+        zl.zero_loss_minimizer(X, Y, depth=2, width=6, activation="tanh", method="box")
     X_low = data.standard_normal((8, 3))  # 8 points in R^3 cannot be affinely independent
     with pytest.raises(ValueError, match=r"affinely independent .* got rank 4 \(impossible with N > input_dim \+ 1 = 4\)"):
         zl.zero_loss_minimizer(X_low, Y, depth=2, width=10, activation="relu")
@@ -116,3 +118,107 @@ def test_embed_network_deeper_relu_keeps_the_function_exactly():
 def test_embed_network_refuses_what_it_cannot_carry(src, dst, rule):
     with pytest.raises(ValueError, match=rule):
         zl.embed_network(zl.Network.init(src, 0), dst)
+
+
+# --- the paper's construction of Theorem 2.1: the pull-back (Lemma 2, eq. 10–13) ---------
+
+SAME_FEATURES = 1e-9
+"""Hidden features of two data sets with the same targets agree to rounding (measured ~1e-15
+at depth 4); 1e-9 leaves a margin of six orders for other data and depths."""
+
+AFFINE_RANK_RTOL = 1e-10
+"""Relative tolerance for rank [A_L 1] ≤ Q + 1: the singular values beyond Q + 1 are rounding
+(~1e-15 at depth 4, ~1e-14 at depth 12) against ~1e-2 for the last genuine one."""
+
+
+def _pullback_problem(seed, N, M, Q):
+    data = np.random.default_rng([seed, 12])
+    return data.standard_normal((N, M)), data.standard_normal((N, Q))
+
+
+def _plain_outputs_and_last_hidden(net, X):
+    """The network evaluated sample by sample with the reference formulas (no shared code)."""
+    from reference import plain_forward
+
+    outs, last = [], []
+    for x in X:
+        z, a = plain_forward(net, x)
+        outs.append(net.weights[-1] @ a[-1] + net.biases[-1])
+        last.append(a[-1])
+    return np.array(outs), np.array(last)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "softplus", "relu", "leaky_relu", "identity"])
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+@pytest.mark.parametrize("rng", [None, 7])
+def test_pullback_fits_exactly_with_target_only_features(activation, depth, rng):
+    N, M, Q = 6, 8, 2  # input dimension M >= N, width = M: the paper's hypotheses
+    X, Y = _pullback_problem(depth, N, M, Q)
+    net = zl.zero_loss_minimizer(X, Y, depth=depth, width=M, activation=activation, method="pullback", rng=rng)
+    assert net.arch.hidden == (M,) * depth
+    F, A_L = _plain_outputs_and_last_hidden(net, X)
+    assert np.sum((F - Y) ** 2) / np.sum(Y**2) < EXACT_FIT
+    # the last hidden layer is T_L⁻¹ ι(y_j): affine in the targets, rank [A_L 1] <= Q + 1
+    s = np.linalg.svd(np.hstack([A_L, np.ones((N, 1))]), compute_uv=False)
+    assert np.count_nonzero(s > AFFINE_RANK_RTOL * s[0]) <= Q + 1
+    # other inputs, the same targets: the same hidden features, layer by layer
+    X_other, _ = _pullback_problem(depth + 100, N, M, Q)
+    other = zl.zero_loss_minimizer(X_other, Y, depth=depth, width=M, activation=activation, method="pullback", rng=rng)
+    for A, B in zip(net.hidden(X)[1:], other.hidden(X_other)[1:]):
+        assert np.abs(A - B).max() < SAME_FEATURES
+    # ... while the shift and the box keep the data's affine rank N in the last hidden layer
+    if activation in ("tanh", "identity"):
+        box = zl.zero_loss_minimizer(X, Y, depth=depth, width=M, activation=activation, method="box")
+        assert zl.numerical_rank(box.hidden(X)[-1] - box.hidden(X)[-1].mean(axis=0)) == N - 1
+
+
+def test_pullback_is_the_papers_eq13_when_X_has_full_rank():
+    """rank X = N: W_1 by regression with b_1 = 0 (rng=None) or a random b_1; first-layer
+    pre-activations equal the pulled-back points, which depend on the targets only."""
+    X, Y = _pullback_problem(1, 5, 7, 1)
+    for rng in (None, 3):
+        net = zl.zero_loss_minimizer(X, Y, depth=2, width=7, activation="tanh", method="pullback", rng=rng)
+        assert (not np.any(net.biases[0])) == (rng is None)
+    # affinely but not linearly independent inputs: still exact, W_1 and b_1 solved together
+    X_aff = np.vstack([np.eye(4), np.zeros(4)]) + 1.0  # 5 points in R^4, rank X = 4, rank [X 1] = 5
+    Y5 = np.arange(5.0).reshape(5, 1)
+    net = zl.zero_loss_minimizer(X_aff, Y5, depth=2, width=4, activation="tanh", method="pullback")
+    assert np.sum((net.forward(X_aff) - Y5) ** 2) / np.sum(Y5**2) < EXACT_FIT
+
+
+def test_pullback_deterministic_and_degenerate():
+    X, Y = _pullback_problem(2, 5, 6, 2)
+    a = zl.zero_loss_minimizer(X, Y, depth=3, width=6, activation="softplus", method="pullback")
+    b = zl.zero_loss_minimizer(X, Y, depth=3, width=6, activation="softplus", method="pullback")
+    assert np.array_equal(a.flat(), b.flat())
+    c = zl.zero_loss_minimizer(X, Y, depth=3, width=6, activation="softplus", method="pullback", rng=1)
+    assert np.linalg.norm(a.flat() - c.flat()) > 0.1
+    assert np.sum((c.forward(X) - Y) ** 2) / np.sum(Y**2) < EXACT_FIT
+
+
+def test_pullback_any_width_at_least_Q():
+    """The pull-back needs width >= Q only (derived): a width far below N still fits."""
+    X, Y = _pullback_problem(3, 9, 10, 3)
+    net = zl.zero_loss_minimizer(X, Y, depth=3, width=3, activation="tanh", method="pullback")
+    assert np.sum((net.forward(X) - Y) ** 2) / np.sum(Y**2) < EXACT_FIT
+    with pytest.raises(ValueError, match=r"width: the pullback construction needs width >= Q = 3.*got 2"):
+        zl.zero_loss_minimizer(X, Y, depth=3, width=2, activation="tanh", method="pullback")
+
+
+def test_auto_picks_the_papers_construction():
+    X, Y = _pullback_problem(4, 5, 6, 1)
+    for activation, method in [("tanh", "pullback"), ("identity", "pullback"), ("relu", "shift"), ("softplus", "shift")]:
+        auto = zl.zero_loss_minimizer(X, Y, depth=2, width=6, activation=activation)
+        explicit = zl.zero_loss_minimizer(X, Y, depth=2, width=6, activation=activation, method=method)
+        assert np.array_equal(auto.flat(), explicit.flat())
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_pullback_refuses_too_many_points(activation):
+    """N > M + 1 points cannot be affinely independent: the first-layer regression has no
+    exact solution for arbitrary pre-activations, so the construction refuses."""
+    X, Y = _pullback_problem(5, 6, 4, 1)
+    with pytest.raises(ValueError, match=r"X: .*rank \[X 1\] = N = 6; got rank 5 \(impossible with N > input_dim \+ 1 = 5\)"):
+        zl.zero_loss_minimizer(X, Y, depth=2, width=4, activation=activation, method="pullback")
+    with pytest.raises(ValueError, match="method must be 'auto', 'pullback', 'shift' or 'box'"):
+        zl.zero_loss_minimizer(X[:3], Y[:3], depth=2, width=4, activation=activation, method="pull-back")
