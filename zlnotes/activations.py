@@ -7,16 +7,25 @@ never evaluate a derivative exactly at a kink except on purpose.
 - ``relu``: σ(x) = max(x, 0), σ'(x) = 1[x > 0], inverse on (0, ∞).
 - ``leaky_relu``: σ(x) = x for x > 0 and slope·x otherwise (slope 0.01), σ' = 1 or slope,
   inverse on ℝ.
-- ``softplus``: σ(x) = log(1 + eˣ), σ'(x) = 1/(1 + e⁻ˣ), inverse on (0, ∞).
+- ``softplus``: σ(x) = log(1 + e^{βx})/β, σ'(x) = 1/(1 + e^{−βx}), inverse on (0, ∞);
+  β is its ``sharpness`` (default 1: σ(x) = log(1 + eˣ)).
 - ``tanh``: σ(x) = tanh x, σ'(x) = 1 − tanh² x, inverse on (−1, 1).
 - ``smooth_relu``: σ(x) = 0 for x ≤ −w, (x + w)²/(4w) for −w < x < w, x for x ≥ w;
   σ'(x) = 0, (x + w)/(2w), 1 on those pieces; inverse on (0, ∞).
 - ``identity``: σ(x) = x, σ' = 1, inverse on ℝ.
 
-``smooth_relu`` is ReLU mollified over the interval ``[−w, w]`` (``w`` is its ``width``):
-it is C¹ with a Lipschitz derivative, as the papers assume, equals ReLU outside
-``[−w, w]``, and is a diffeomorphism of ``(−w, ∞)`` onto ``(0, ∞)``. Its derivative
-vanishes for ``x ≤ −w``, the situation of Remark 1 in [ZL].
+Two mollified ReLUs, with different roles in Section 4.5 of Chen & Moore (2025),
+references.bib key ``chen2025zeroloss``:
+
+- ``softplus`` with sharpness β is a mollified ReLU of the kind Remark 1 there assumes:
+  smooth, strictly increasing with σ'(x) > 0 for every x, σ'(x) → 0 as x → −∞, and
+  ``0 < σ(x) − max(x, 0) ≤ log(2)/β``, so it tends to ReLU uniformly as β → ∞. It is a
+  submersion, so its Jacobians lose rank only where the weights make them.
+- ``smooth_relu`` is ReLU mollified over the interval ``[−w, w]`` (``w`` is its ``width``):
+  it is C¹ with a Lipschitz derivative, equals ReLU outside ``[−w, w]``, and is a
+  diffeomorphism of ``(−w, ∞)`` onto ``(0, ∞)``. Its derivative vanishes on the whole
+  half-line ``x ≤ −w``, so it lies outside Remark 1's hypothesis: a pre-activation that
+  enters that half-line loses rank exactly, the mechanism of Remark 2 there.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import expit
 
-__all__ = ["Activation", "activation", "ACTIVATIONS", "LEAKY_RELU_SLOPE", "SMOOTH_RELU_WIDTH"]
+__all__ = ["Activation", "activation", "ACTIVATIONS", "LEAKY_RELU_SLOPE", "SMOOTH_RELU_WIDTH", "SOFTPLUS_SHARPNESS"]
 
 Array = NDArray[np.float64]
 ScalarMap = Callable[[Array], Array]
@@ -38,6 +47,9 @@ LEAKY_RELU_SLOPE = 0.01
 
 SMOOTH_RELU_WIDTH = 1.0
 """Default half-width ``w`` of the interval over which ``smooth_relu`` is mollified."""
+
+SOFTPLUS_SHARPNESS = 1.0
+"""Default sharpness ``β`` of ``softplus``, σ(x) = log(1 + e^{βx})/β: with it σ(x) = log(1 + eˣ)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +70,8 @@ class Activation:
         ``True`` for the ReLU-like activations of Theorem 2.2: σ is a diffeomorphism of
         ``(0, ∞)`` onto its image there.
     params
-        Extra parameters (e.g. ``{"width": 1.0}`` for ``smooth_relu``).
+        Extra parameters as ``(name, value)`` pairs: ``(("width", w),)`` for ``smooth_relu``,
+        ``(("sharpness", β),)`` for ``softplus``, empty for the others.
     """
 
     name: str
@@ -100,6 +113,21 @@ def _softplus(x: Array) -> Array:
 def _softplus_inverse(y: Array) -> Array:
     # log(e^y - 1) written stably for large y: y + log(1 - e^{-y}).
     return y + np.log(-np.expm1(-y))
+
+
+def _sharp_softplus(beta: float) -> tuple[ScalarMap, ScalarMap, ScalarMap]:
+    b = float(beta)
+
+    def value(x: Array) -> Array:
+        return np.logaddexp(0.0, b * np.asarray(x, dtype=np.float64)) / b
+
+    def derivative(x: Array) -> Array:
+        return expit(b * np.asarray(x, dtype=np.float64))
+
+    def inverse(y: Array) -> Array:
+        return _softplus_inverse(b * np.asarray(y, dtype=np.float64)) / b
+
+    return value, derivative, inverse
 
 
 def _tanh_prime(x: Array) -> Array:
@@ -167,13 +195,17 @@ def derivative_into(sigma: Activation, Z: Array, A: Array, out: Array) -> Array:
 _INF = float("inf")
 
 
-def _build(name: str, width: float) -> Activation:
+def _build(name: str, width: float, sharpness: float) -> Activation:
     if name == "relu":
         return Activation("relu", _relu, _relu_prime, _identity, (0.0, _INF), True)
     if name == "leaky_relu":
         return Activation("leaky_relu", _leaky, _leaky_prime, _leaky_inverse, (-_INF, _INF), True)
     if name == "softplus":
-        return Activation("softplus", _softplus, expit, _softplus_inverse, (0.0, _INF), True)
+        params = (("sharpness", float(sharpness)),)
+        if sharpness == 1.0:  # the plain functions: the same bits as log(1 + e^x) always gave
+            return Activation("softplus", _softplus, expit, _softplus_inverse, (0.0, _INF), True, params)
+        value, derivative, inverse = _sharp_softplus(sharpness)
+        return Activation("softplus", value, derivative, inverse, (0.0, _INF), True, params)
     if name == "tanh":
         return Activation("tanh", np.tanh, _tanh_prime, np.arctanh, (-1.0, 1.0), False)
     if name == "smooth_relu":
@@ -188,7 +220,16 @@ ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "softplus", "tanh", "smoot
 """Names accepted by :func:`activation`."""
 
 
-def activation(name: str | Activation, *, width: float = SMOOTH_RELU_WIDTH) -> Activation:
+def _positive_number(label: str, value: object) -> None:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
+        np.isfinite(value) and value > 0
+    ):
+        raise ValueError(f"{label} must be a finite number > 0; got {value!r}")
+
+
+def activation(
+    name: str | Activation, *, width: float = SMOOTH_RELU_WIDTH, sharpness: float = SOFTPLUS_SHARPNESS
+) -> Activation:
     """Look up an activation by name.
 
     Parameters
@@ -196,7 +237,14 @@ def activation(name: str | Activation, *, width: float = SMOOTH_RELU_WIDTH) -> A
     name
         One of :data:`ACTIVATIONS`, or an :class:`Activation` (returned unchanged).
     width
-        Mollification half-width ``w > 0`` of ``smooth_relu`` (ignored by the others).
+        Mollification half-width ``w > 0`` of ``smooth_relu`` (ignored by the others);
+        default :data:`SMOOTH_RELU_WIDTH`.
+    sharpness
+        ``β > 0`` of ``softplus``, σ(x) = log(1 + e^{βx})/β (ignored by the others); default
+        :data:`SOFTPLUS_SHARPNESS`, with which ``softplus`` is log(1 + eˣ), bit for bit.
+        As β grows σ tends to ReLU (``0 < σ(x) − max(x, 0) ≤ log(2)/β``) while σ' stays
+        positive everywhere: the strictly increasing mollified ReLU of Remark 1 in
+        Chen & Moore (2025) (references.bib key ``chen2025zeroloss``).
 
     Returns
     -------
@@ -205,20 +253,25 @@ def activation(name: str | Activation, *, width: float = SMOOTH_RELU_WIDTH) -> A
     Raises
     ------
     ValueError
-        For an unknown name or a non-positive ``width``.
+        For an unknown name, or a ``width`` or ``sharpness`` that is not a finite number > 0.
 
     Examples
     --------
     >>> import numpy as np, zlnotes as zl
     >>> zl.activation("smooth_relu").derivative(np.array([-2.0, 0.0, 2.0]))
     array([0. , 0.5, 1. ])
+    >>> sp4 = zl.activation("softplus", sharpness=4.0)
+    >>> sp4.params
+    (('sharpness', 4.0),)
+    >>> bool(np.all(sp4.derivative(np.array([-30.0, 0.0, 30.0])) > 0))
+    True
+    >>> np.round(sp4.value(np.array([-1.0, 0.0, 1.0])), 4)  # ReLU plus at most log(2)/4
+    array([0.0045, 0.1733, 1.0045])
     """
     if isinstance(name, Activation):
         return name
     if not isinstance(name, str) or name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {name!r}")
-    if isinstance(width, (bool, np.bool_)) or not isinstance(width, (int, float, np.integer, np.floating)) or not (
-        np.isfinite(width) and width > 0
-    ):
-        raise ValueError(f"width of smooth_relu must be a finite number > 0; got {width!r}")
-    return _build(name, width)
+    _positive_number("width of smooth_relu", width)
+    _positive_number("sharpness of softplus", sharpness)
+    return _build(name, width, sharpness)

@@ -4,6 +4,7 @@ from conftest import relative_error
 from tolerances import FD_RTOL, FD_STEP, ROUNDOFF_RTOL
 
 import zlnotes as zl
+from zlnotes.activations import SOFTPLUS_SHARPNESS
 
 # Points at least 1e-3 away from every kink (0 for relu/leaky_relu, ±1 for smooth_relu),
 # so a central difference with step 1e-6 never straddles one.
@@ -53,3 +54,69 @@ def test_unknown_activation_is_refused():
         zl.activation("smooth_relu", width=0.0)
     with pytest.raises(ValueError, match="activation must be one of"):
         zl.Architecture(2, (3,), 1, "gelu")
+
+
+@pytest.mark.parametrize("beta", [0.25, 1.0, 4.0, 20.0])
+def test_sharp_softplus_against_reference_formulas(beta):
+    s = zl.activation("softplus", sharpness=beta)
+    assert s.name == "softplus" and s.params == (("sharpness", beta),) and s.positive_sector
+    x = np.linspace(-3.0, 3.0, 61)
+    # log1p(exp(.)) and 1 / (1 + exp(-.)) are accurate for |beta x| <= 60, where exp cannot overflow
+    assert relative_error(s.value(x), np.log1p(np.exp(beta * x)) / beta) < ROUNDOFF_RTOL
+    assert relative_error(s.derivative(x), 1.0 / (1.0 + np.exp(-beta * x))) < ROUNDOFF_RTOL
+    fd = (s.value(x + FD_STEP) - s.value(x - FD_STEP)) / (2 * FD_STEP)
+    assert np.max(np.abs(s.derivative(x) - fd)) < FD_RTOL * max(1.0, beta)  # third derivative ~ beta^2
+    y = np.linspace(0.05, 5.0, 100)
+    assert relative_error(s.value(s.inverse(y)), y) < ROUNDOFF_RTOL * 1e2
+    assert relative_error(s.inverse(y), np.log(np.expm1(beta * y)) / beta) < ROUNDOFF_RTOL * 1e2
+
+
+def test_default_softplus_is_bit_identical_to_log_one_plus_exp():
+    x = np.linspace(-40.0, 40.0, 801)
+    s, s1 = zl.activation("softplus"), zl.activation("softplus", sharpness=1.0)
+    assert np.array_equal(s.value(x), np.logaddexp(0.0, x))
+    for a, b in ((s.value, s1.value), (s.derivative, s1.derivative)):
+        assert np.array_equal(a(x), b(x))
+    assert s.params == (("sharpness", SOFTPLUS_SHARPNESS),) and SOFTPLUS_SHARPNESS == 1.0
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.0, 8.0])
+def test_sharp_softplus_is_strictly_increasing_everywhere(beta):
+    """Remark 1's hypothesis: sigma' > 0 at every x (a grid on [-30, 30] and two far points), -> 0 at -inf."""
+    s = zl.activation("softplus", sharpness=beta)
+    x = np.concatenate([np.linspace(-30.0, 30.0, 6001), [-30.0 / beta, -700.0 / beta]])
+    d = s.derivative(x)
+    assert np.all(d > 0) and np.all(d <= 1)
+    assert np.all(np.diff(s.value(np.linspace(-30.0, 30.0, 6001))) > 0)
+    assert s.derivative(np.array([-30.0]))[0] < 1e-3 * s.derivative(np.array([0.0]))[0] or beta < 1
+    assert np.all(s.value(x) > 0)
+
+
+def test_sharp_softplus_tends_to_relu():
+    x = np.linspace(-5.0, 5.0, 1001)
+    gaps = []
+    for beta in (1.0, 4.0, 16.0, 64.0):
+        gap = zl.activation("softplus", sharpness=beta).value(x) - np.maximum(x, 0.0)
+        assert np.all(gap >= 0) and np.all(gap[x <= 0] > 0) and np.max(gap) <= np.log(2.0) / beta * (1 + 1e-12)
+        assert abs(gap[500] - np.log(2.0) / beta) < 1e-15  # the gap is largest at the kink, x = 0
+        gaps.append(np.max(gap))
+    assert np.allclose(np.array(gaps[:-1]) / np.array(gaps[1:]), 4.0)  # sup |sigma - relu| = log(2)/beta
+    d = zl.activation("softplus", sharpness=1e4).derivative(np.array([-0.01, 0.01]))
+    assert d[0] < 1e-40 and 1.0 - d[1] < 1e-15  # sigma' -> the step 1[x > 0] away from the kink
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, np.inf, np.nan, True, "4", None])
+def test_bad_sharpness_is_refused(bad):
+    with pytest.raises(ValueError, match="sharpness of softplus must be a finite number > 0"):
+        zl.activation("softplus", sharpness=bad)
+
+
+def test_sharp_softplus_flows_through_architecture():
+    arch = zl.Architecture(3, (4,), 1, zl.activation("softplus", sharpness=5.0))
+    assert arch.activation == "softplus" and dict(arch.sigma.params)["sharpness"] == 5.0
+    assert arch != zl.Architecture(3, (4,), 1, "softplus")  # the sharpness is part of the architecture
+    net = zl.Network.init(arch, np.random.default_rng(0))
+    X = np.random.default_rng(1).standard_normal((5, 3))
+    W, b = net.weights[0], net.biases[0]
+    expected = np.logaddexp(0.0, 5.0 * (X @ W.T + b)) / 5.0 @ net.weights[1].T + net.biases[1]
+    assert relative_error(net.forward(X), expected) < ROUNDOFF_RTOL
