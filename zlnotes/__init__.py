@@ -1,7 +1,8 @@
 """zlnotes: numerics for the book *Zero loss and the training Jacobian*.
 
 Import as ``import zlnotes as zl``. Arrays are float64; rows of ``X`` are samples; the
-flat parameter vector and the rows of the Jacobian follow the orderings of ``MATH.md`` §1–2.
+flat parameter vector and the rows of the Jacobian follow the orderings of the book's
+Notation page. Citations name the keys of the book's ``references.bib``.
 """
 
 from .activations import ACTIVATIONS, Activation, activation

@@ -1,6 +1,6 @@
 """Fully connected networks: their architecture, parameters and forward pass.
 
-Conventions (``MATH.md`` §1). A network with ``L`` hidden layers of widths
+Conventions (the book's Notation page). A network with ``L`` hidden layers of widths
 ``M_1, …, M_L`` maps ``x ∈ ℝ^{M_0}`` to ``f(x) ∈ ℝ^Q`` by
 
     a_0 = x,   a_ℓ = σ(W_ℓ a_{ℓ−1} + b_ℓ)  (ℓ = 1..L),   f(x) = W_{L+1} a_L + b_{L+1},

@@ -1,6 +1,7 @@
 """Clustered data and the truncation construction of zero-loss minimizers with K < QN.
 
-Reconstructed from [CM-deep] and [CM-seq] (see ``MATH.md`` §4). With input dimension ``M``
+Reconstructed from chen2023deep and chen2024sequential (the book's chapter on clustered
+data states what is the papers' and what is derived). With input dimension ``M``
 and ``C ≤ M + 1`` classes whose means are affinely independent, a ReLU network with
 ``L = C`` hidden layers of width ``M`` fits every point of class ``ℓ`` to its target ``y_ℓ``
 exactly, however many points there are: hidden layer ℓ collapses class ℓ onto an apex point.

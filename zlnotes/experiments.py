@@ -31,10 +31,11 @@ from .validation import positive_int
 __all__ = ["EXPERIMENTS", "DICHOTOMY", "DATA_FAMILIES", "dichotomy_point", "dichotomy_data", "widths_for_ratios"]
 
 DATA_FAMILIES: Mapping[str, Mapping[str, Any]] = {
-    # [ZL]'s setting: N generic points in general position with input_dim >= N - 1, so the
-    # constructions of Theorems 2.1/2.2 apply once width >= N - 1; Gaussian targets in R^Q.
+    # chen2025zeroloss's setting, widened: N generic points in general position with
+    # input_dim >= N - 1, so the shift construction (Theorem 2.2's, extended to width >= N - 1
+    # with affinely independent inputs: derived in the book) applies; Gaussian targets in R^Q.
     "generic": {"n_samples": 32, "input_dim": 31, "output_dim": 16},
-    # [CM-deep]'s setting: C tight classes in a low input dimension with one-hot targets; the
+    # chen2023deep's setting: C tight classes in a low input dimension with one-hot targets; the
     # truncation construction (depth C, width M) fits them with K/QN far below 1.
     # The radius is a fraction of h/3 (h: the separation of the class means), so that the
     # construction's sufficient condition delta < h/3 holds for every seed.

@@ -1,6 +1,6 @@
 """The training Jacobian ``D = ∂x[Z]/∂Z`` (QN × K), its Gram matrix ``D Dᵀ`` and its rank.
 
-Backpropagation in the code's convention (rows are samples, ``MATH.md`` §2): with
+Backpropagation in the code's convention (rows are samples; the book's Notation page): with
 ``G_{L+1}[j, q, :] = e_q`` and ``G_ℓ[j, q, :] = (G_{ℓ+1}[j, q, :] W_{ℓ+1}) ⊙ σ'(Z_ℓ[j, :])``,
 
     ∂f_q(x_j)/∂W_ℓ[a, b] = G_ℓ[j, q, a] · A_{ℓ−1}[j, b],     ∂f_q(x_j)/∂b_ℓ[a] = G_ℓ[j, q, a].

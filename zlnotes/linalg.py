@@ -67,7 +67,7 @@ EPS = float(np.finfo(np.float64).eps)
 
 
 def face_split(A: ArrayLike, B: ArrayLike) -> Array:
-    """The broadcast vectorized tensor product ``A ⊛ B`` ([ZL] Def. 4.2).
+    """The broadcast vectorized tensor product ``A ⊛ B`` (chen2025zeroloss, Definition 4.2).
 
     Row ``j`` of the result is the Kronecker product ``A_j ⊗ B_j`` of the rows of ``A`` and
     ``B`` (the "face-splitting" or row-wise Kronecker product).
