@@ -1,7 +1,8 @@
 # zlnotes: build the book, test it, re-execute its chapters.
 #
 #   make book        HTML from the committed chapter outputs (no execution) -> _build/html
-#   make test        unit tests, nbval, committed-output check, papermill runs, book build,
+#   make test        unit tests, docstring examples, nbval, committed-output check, papermill runs,
+#                    book build,
 #                    the built pages in headless Chromium (skipped without Chromium)
 #   make notebooks   re-execute chapters in place (all, or CHAPTERS="1 3")
 #   make bench       zlnotes kernels against torch.func, JAX and neural-tangents
@@ -39,7 +40,7 @@ book: $(STAMP)
 	@echo "$(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest tests/unit --doctest-modules zlnotes
 	$(BIN)/pytest --nbval chapters/ -n 2 --dist loadfile
 	$(BIN)/pytest tests/notebooks/test_committed.py
 	$(BIN)/pytest tests/notebooks/test_papermill.py -n 2
