@@ -67,7 +67,15 @@ def diffeomorphism_box(sigma: Activation) -> tuple[float, float]:
 
     On a grid of ``[−4, 4]``, take the longest interval on which ``|σ'|`` stays above half its
     maximum; ``p`` is its midpoint and ``r`` its half-length, capped at 1. For ``tanh`` this is
-    ``p = 0``, ``r ≈ 0.88``; for ``relu`` it is ``p = 2``, ``r = 1`` (inside the linear piece).
+    ``p = 0``, ``r = 0.88``; for ``relu`` it is ``p = 2.0025`` (the midpoint of the grid points
+    ``0.005, …, 4`` where σ' = 1), ``r = 1``, inside the linear piece.
+
+    Examples
+    --------
+    >>> import zlnotes as zl
+    >>> p, r = diffeomorphism_box(zl.activation("relu"))
+    >>> round(p, 4), r
+    (2.0025, 1.0)
     """
     grid = np.linspace(-4.0, 4.0, 1601)
     d = np.abs(sigma.derivative(grid))
