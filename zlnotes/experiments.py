@@ -90,7 +90,7 @@ def _construction(data: Dataset, arch: Architecture, params: Mapping[str, Any]) 
     """The explicit zero-loss construction that applies to ``arch`` on ``data``, if any."""
     N, M = data.X.shape
     if arch.depth >= 1 and N <= arch.hidden[0] + 1 and np.linalg.matrix_rank(np.hstack([data.X, np.ones((N, 1))])) == N:
-        net = zero_loss_minimizer(data.X, data.Y, depth=arch.depth, width=arch.hidden[0], activation=arch.activation)
+        net = zero_loss_minimizer(data.X, data.Y, depth=arch.depth, width=arch.hidden[0], activation=arch.sigma)
         return ("theorem 2.2" if arch.sigma.positive_sector else "theorem 2.1"), net, ""
     if params["data"] == "clustered":
         C = params["n_classes"]

@@ -47,6 +47,16 @@ def test_jacobian_matches_sympy(activation):
     assert relative_error(net.forward(X).ravel(), outputs) < ROUNDOFF_RTOL
 
 
+@pytest.mark.parametrize("sigma", [zl.activation("softplus", sharpness=3.0), zl.activation("smooth_relu", width=0.5)])
+def test_sympy_keeps_the_activation_parameter(sigma):
+    """A sharp softplus or a narrow smooth_relu is differentiated as itself, not as the default."""
+    net = zl.Network.init(zl.Architecture(2, (3,), 1, sigma), 2)
+    X = np.random.default_rng(3).standard_normal((3, 2))
+    sym = symbolic_network(net.arch, n_samples=3)
+    assert relative_error(zl.jacobian(net, X), sym.evaluate(sym.jacobian(), net.flat(), X)) < ROUNDOFF_RTOL
+    assert relative_error(net.forward(X).ravel(), sym.evaluate(sym.outputs, net.flat(), X).ravel()) < ROUNDOFF_RTOL
+
+
 def test_sympy_parameter_order_matches_flat():
     sym = symbolic_network(zl.Architecture(2, (3,), 2, "tanh"), n_samples=1)
     names = [str(p) for p in sym.params]
