@@ -17,24 +17,30 @@ minimizers and its Notation page for the conventions):
   last hidden layer is ``σ(z⁽ᴸ⁾_j) = T_L⁻¹ ι(y_j)``, an affine function of ``y_j``, so
   ``rank [A_L 1] ≤ Q + 1``.
 * **positive-sector shift** (``method="shift"``: the paper's proof of Theorem 2.2, §5; σ
-  ReLU-like, a diffeomorphism on its positive sector): any full-rank ``W_ℓ`` and a bias
+  ReLU-like, a diffeomorphism of the positive sector): any full-rank ``W_ℓ`` and a bias
   ``b_ℓ = β_ℓ·(1, …, 1)`` with ``β_ℓ`` so large that every pre-activation lies in the sector
-  where σ is invertible; each layer is then an invertible affine map of the data, and the
-  output layer solves ``[A_L 1] [W_{L+1} b_{L+1}]ᵀ = Y`` by least squares (eq. 24). The free
-  choice of ``W_ℓ`` and ``β_ℓ`` makes the minimum *degenerate*.
+  where σ is invertible. For ``relu``, ``leaky_relu`` and ``smooth_relu`` σ is the identity
+  there, so each layer acts on the data as an injective affine map and keeps their affine
+  rank; ``softplus`` is only a diffeomorphism there, and keeps it for generic data. The output
+  layer solves ``[A_L 1] [W_{L+1} b_{L+1}]ᵀ = Y`` by least squares (eq. 24, which takes
+  ``b_{L+1} = 0``; the code keeps the output bias, which the book's extension to
+  ``width ≥ N − 1`` needs). The free choice of ``W_ℓ`` and ``β_ℓ`` makes the minimum
+  *degenerate*.
 * **small box** (``method="box"``: the book's own forward alternative to Theorem 2.1, not the
   paper's construction): ``W_ℓ = ε_ℓ E_ℓ``, ``b_ℓ = p·1 − ε_ℓ E_ℓ m_ℓ`` push the data forward
   into a small box around ``p`` where σ' stays away from zero, and the output layer is solved
-  by least squares. Its hidden features keep the affine rank ``N`` of the data layer after
-  layer, where the paper's depend on the targets only.
+  by least squares. For generic data its hidden features keep the affine rank ``N`` of the
+  data layer after layer (σ is nonlinear on the box, so particular data can lose it; the code
+  then refuses), where the pull-back's depend on the targets only.
 
 Hypotheses. The paper's theorems take the input dimension ``M ≥ N``, every hidden width equal
 to ``M`` and generic data (a data matrix of full rank ``N``). What the code needs (derived in
 the book, each with its own check): the pull-back needs ``rank [X 1] = N`` (affinely
-independent inputs, so ``N ≤ M + 1``) and ``width ≥ Q``, any width; when ``rank X = N`` it
+independent inputs, so ``N ≤ M + 1``) and any ``width ≥ Q``; when ``rank X = N`` it
 follows eq. 13 to the letter (``b_1`` chosen freely, ``W_1 = (Z⁽¹⁾ − 1 b_1ᵀ)ᵀ (X⁺)ᵀ``),
 otherwise it solves for ``W_1`` and ``b_1`` together. The shift and the box solve the output
-layer on features of affine rank ``N``, which needs ``N ≤ width + 1`` and ``rank [X 1] = N``.
+layer on features of affine rank ``N``, which needs ``N ≤ width + 1`` and ``rank [X 1] = N``,
+and raise a ``ValueError`` where a hidden layer loses that rank.
 """
 
 from __future__ import annotations
