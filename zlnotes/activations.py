@@ -20,7 +20,9 @@ references.bib key ``chen2025zeroloss``:
 - ``softplus`` with sharpness β is a mollified ReLU of the kind Remark 1 there assumes:
   smooth, strictly increasing with σ'(x) > 0 for every x, σ'(x) → 0 as x → −∞, and
   ``0 < σ(x) − max(x, 0) ≤ log(2)/β``, so it tends to ReLU uniformly as β → ∞. It is a
-  submersion, so its Jacobians lose rank only where the weights make them.
+  submersion, so its Jacobians lose rank only where the weights make them. In float64,
+  σ'(x) = expit(βx) underflows to exactly 0 for βx below about −709.8 (where e^{−βx}
+  overflows), so far enough in the left tail σ' > 0 holds only mathematically.
 - ``smooth_relu`` is ReLU mollified over the interval ``[−w, w]`` (``w`` is its ``width``):
   it is C¹ with a Lipschitz derivative, equals ReLU outside ``[−w, w]``, and is a
   diffeomorphism of ``(−w, ∞)`` onto ``(0, ∞)``. Its derivative vanishes on the whole
