@@ -37,7 +37,8 @@ Hypotheses. The paper's theorems take the input dimension ``M ≥ N``, every hid
 to ``M`` and generic data (a data matrix of full rank ``N``). What the code needs (derived in
 the book, each with its own check): the pull-back needs ``rank [X 1] = N`` (affinely
 independent inputs, so ``N ≤ M + 1``) and any ``width ≥ Q``; when ``rank X = N`` it
-follows eq. 13 to the letter (``b_1`` chosen freely, ``W_1 = (Z⁽¹⁾ − 1 b_1ᵀ)ᵀ (X⁺)ᵀ``),
+follows eq. 13 to the letter (``b_1`` chosen freely, here the midrange of the pre-activations,
+and ``W_1 = (Z⁽¹⁾ − 1 b_1ᵀ)ᵀ (X⁺)ᵀ``),
 otherwise it solves for ``W_1`` and ``b_1`` together. The shift and the box solve the output
 layer on features of affine rank ``N``, which needs ``N ≤ width + 1`` and ``rank [X 1] = N``,
 and raise a ``ValueError`` where a hidden layer loses that rank.
@@ -175,13 +176,15 @@ def _pullback(X: Array, Y: Array, depth: int, width: int, sigma: Activation, gen
             W, b = W[:Q], b[:Q]
         weights.insert(0, W)
         biases.insert(0, b)
-    # eq. 13: the first layer's linear regression X W_1ᵀ + 1 b_1ᵀ = Z⁽¹⁾ (rows), U = Z⁽¹⁾ now
-    if numerical_rank(X) == N:  # the paper's case: b_1 free, W_1ᵀ = X⁺ (Z⁽¹⁾ − 1 b_1ᵀ)
-        b1 = np.zeros(width) if gen is None else gen.standard_normal(width)
+    # eq. 13: the first layer's linear regression X W_1ᵀ + 1 b_1ᵀ = Z⁽¹⁾ (rows), U = Z⁽¹⁾ now.
+    # The paper leaves b_1 free; the midrange of each column is exact for a constant column,
+    # so a coordinate the targets do not reach gets W_1 row 0 and stays constant exactly.
+    b1 = 0.5 * (U.max(axis=0) + U.min(axis=0))
+    if numerical_rank(X) == N:  # the paper's case: W_1ᵀ = X⁺ (Z⁽¹⁾ − 1 b_1ᵀ)
         W1t = _exact_solve(X, U - b1)
-    else:  # rank [X 1] = N only: solve for W_1 and b_1 together (derived)
-        theta = _exact_solve(np.hstack([X, np.ones((N, 1))]), U)
-        W1t, b1 = theta[:-1], theta[-1]
+    else:  # rank [X 1] = N only: solve for W_1 and a correction of b_1 together (derived)
+        theta = _exact_solve(np.hstack([X, np.ones((N, 1))]), U - b1)
+        W1t, b1 = theta[:-1], b1 + theta[-1]
     weights.insert(0, W1t.T.copy())
     biases.insert(0, b1)
     return weights, biases
@@ -222,7 +225,7 @@ def zero_loss_minimizer(
         Name or :class:`Activation`.
     rng
         ``None`` for deterministic choices; a generator or seed for random free choices
-        (pull-back: signs and scales of the affine maps of Lemma 2 and the bias ``b_1``;
+        (pull-back: signs and scales of the affine maps of Lemma 2;
         shift and box: orthogonal full-rank weights). Each seed gives a different zero-loss
         minimizer: the minimum is degenerate.
     method

@@ -128,7 +128,8 @@ at depth 4); 1e-9 leaves a margin of six orders for other data and depths."""
 
 AFFINE_RANK_RTOL = 1e-10
 """Relative tolerance for rank [A_L 1] ≤ Q + 1: the singular values beyond Q + 1 are rounding
-(~1e-15 at depth 4, ~1e-14 at depth 12) against ~1e-2 for the last genuine one."""
+(below 1e-16 relative up to depth 12, because the padded coordinates are exactly constant)
+against ~1e-2 for the last genuine one. numpy's default rule is asserted as well."""
 
 
 def _pullback_problem(seed, N, M, Q):
@@ -161,6 +162,7 @@ def test_pullback_fits_exactly_with_target_only_features(activation, depth, rng)
     # the last hidden layer is T_L⁻¹ ι(y_j): affine in the targets, rank [A_L 1] <= Q + 1
     s = np.linalg.svd(np.hstack([A_L, np.ones((N, 1))]), compute_uv=False)
     assert np.count_nonzero(s > AFFINE_RANK_RTOL * s[0]) <= Q + 1
+    assert np.linalg.matrix_rank(np.hstack([A_L, np.ones((N, 1))])) <= Q + 1  # numpy's tolerance too
     # other inputs, the same targets: the same hidden features, layer by layer
     X_other, _ = _pullback_problem(depth + 100, N, M, Q)
     other = zl.zero_loss_minimizer(X_other, Y, depth=depth, width=M, activation=activation, method="pullback", rng=rng)
@@ -173,12 +175,17 @@ def test_pullback_fits_exactly_with_target_only_features(activation, depth, rng)
 
 
 def test_pullback_is_the_papers_eq13_when_X_has_full_rank():
-    """rank X = N: W_1 by regression with b_1 = 0 (rng=None) or a random b_1; first-layer
-    pre-activations equal the pulled-back points, which depend on the targets only."""
-    X, Y = _pullback_problem(1, 5, 7, 1)
+    """rank X = N: W_1 by regression for the free b_1 (the midrange of the pulled-back
+    pre-activations); the coordinates the targets do not reach get W_1 rows of exact zeros,
+    so the trailing hidden features are exactly constant, layer after layer."""
+    X, Y = _pullback_problem(1, 5, 7, 2)
     for rng in (None, 3):
-        net = zl.zero_loss_minimizer(X, Y, depth=2, width=7, activation="tanh", method="pullback", rng=rng)
-        assert (not np.any(net.biases[0])) == (rng is None)
+        net = zl.zero_loss_minimizer(X, Y, depth=3, width=7, activation="tanh", method="pullback", rng=rng)
+        Z1 = X @ net.weights[0].T + net.biases[0]
+        assert np.allclose(net.biases[0], 0.5 * (Z1.max(axis=0) + Z1.min(axis=0)), rtol=0, atol=1e-12)
+        assert not np.any(net.weights[0][2:])  # ι pads with zeros: rows Q.. of W_1 are exactly 0
+        for A in net.hidden(X)[1:]:
+            assert np.all(A[:, 2:] == A[0, 2:])  # exactly constant, not only to rounding
     # affinely but not linearly independent inputs: still exact, W_1 and b_1 solved together
     X_aff = np.vstack([np.eye(4), np.zeros(4)]) + 1.0  # 5 points in R^4, rank X = 4, rank [X 1] = 5
     Y5 = np.arange(5.0).reshape(5, 1)
