@@ -80,7 +80,10 @@ def clustered_data(
     means = gen.standard_normal((C, M)) * separation
     directions = gen.standard_normal((C * n, M))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    radii = radius * gen.random(C * n) ** (1.0 / M)  # uniform in the ball
+    # uniform in the ball: the radius has the law of U^(1/M), which is the law of the largest
+    # of M uniforms (P(max ≤ r) = r^M). The maximum needs no `**`, whose last bits differ
+    # between numpy's SIMD loops, so the points are the same bits on every machine.
+    radii = radius * gen.random((C * n, M)).max(axis=1)
     labels = np.repeat(np.arange(C), n)
     X = means[labels] + directions * radii[:, None]
     label_vectors = np.eye(C) if Q == C else gen.standard_normal((C, Q))
