@@ -105,6 +105,16 @@ def _construction(data: Dataset, arch: Architecture, params: Mapping[str, Any]) 
     return None, None, f"theorems 2.1/2.2 need width >= N - 1 = {N - 1} and affinely independent inputs"
 
 
+def _nudged(net: Network, gen: np.random.Generator) -> Network:
+    """``net`` with every parameter multiplied by ``1 + k ε``, ``k`` uniform in ``−4..4``."""
+    eps = np.finfo(np.float64).eps
+
+    def bump(a: np.ndarray) -> np.ndarray:
+        return a * (1 + gen.integers(-4, 5, a.shape) * eps)
+
+    return Network(net.arch, [bump(w) for w in net.weights], [bump(b) for b in net.biases])
+
+
 def dichotomy_point(params: Mapping[str, Any]) -> dict[str, Any]:
     """Train one network by gradient descent and compare it with the explicit construction.
 
@@ -114,6 +124,11 @@ def dichotomy_point(params: Mapping[str, Any]) -> dict[str, Any]:
         The data parameters of :func:`dichotomy_data` and ``depth``, ``width``,
         ``activation``, ``steps`` (gradient-descent budget) and ``lr_factor`` (step size
         ``lr = lr_factor · N / λ_max(D Dᵀ)`` at the start, as in chapters 05 and 08).
+        Optional ``start_perturbation`` (an integer ``i``): every initial parameter is
+        multiplied by ``1 + k ε`` with ``k`` drawn from ``−4..4`` (generator seeded by
+        ``[seed, 99, i]``), a change of a few ulps. Reruns with a few values of ``i`` measure
+        how far rounding alone can move the end of a run (the book's chapter on the
+        dichotomy compares stored records within that spread).
 
     Returns
     -------
@@ -138,6 +153,8 @@ def dichotomy_point(params: Mapping[str, Any]) -> dict[str, Any]:
     QN, K = N * Q, arch.num_params
     c_const = float(np.sum((Y - Y.mean(axis=0)) ** 2) / (2 * N))
     net0 = Network.init(arch, np.random.default_rng([int(params["seed"]), 1]))
+    if params.get("start_perturbation") is not None:
+        net0 = _nudged(net0, np.random.default_rng([int(params["seed"]), 99, int(params["start_perturbation"])]))
     lr = float(params["lr_factor"]) * N / float(np.linalg.eigvalsh(ntk(net0, X))[-1])
     net, hist = gradient_descent(net0, X, Y, lr, int(params["steps"]), target_cost=RELATIVE_TARGET * c_const)
     c = float(hist.cost[-1])  # the history holds C and |grad_Z C| at the start and at the returned network

@@ -42,6 +42,20 @@ def test_a_point_is_a_pure_function_of_its_parameters():
     assert ex.dichotomy_point(p) == ex.dichotomy_point(dict(reversed(list(p.items()))))
 
 
+def test_start_perturbation_moves_the_start_by_a_few_ulps_only():
+    """``start_perturbation`` multiplies every initial parameter by 1 + k eps, |k| <= 4: the start
+    fields move by rounding-sized amounts, differently for each i, and reproducibly."""
+    p = _point(steps=5)
+    plain = ex.dichotomy_point(p)
+    nudged = [ex.dichotomy_point(p | {"start_perturbation": i}) for i in (0, 1)]
+    assert nudged[0] == ex.dichotomy_point(p | {"start_perturbation": 0})
+    assert nudged[0] != nudged[1] and nudged[0] != plain
+    for n in nudged:
+        for k in ("lr", "cost_start", "grad_norm_start"):
+            assert abs(n[k] - plain[k]) <= 1e-13 * abs(plain[k])
+    assert ex.dichotomy_point(p | {"start_perturbation": None}) == plain
+
+
 @pytest.mark.parametrize("data, depth, width", [("generic", 1, 3), ("generic", 2, 31), ("clustered", 3, 2), ("clustered", 1, 50)])
 def test_rank_is_bounded_by_parameters_and_outputs(data, depth, width):
     r = ex.dichotomy_point(_point(data=data, depth=depth, width=width))
