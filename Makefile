@@ -1,9 +1,9 @@
 # zlnotes: build the book, test it, re-execute its chapters.
 #
 #   make book        HTML from the committed chapter outputs (no execution) -> _build/html
-#   make test        unit tests, docstring examples, nbval, committed-output check, papermill runs,
-#                    book build,
-#                    the built pages in headless Chromium (skipped without Chromium)
+#   make test        unit tests, docstring examples, nbval, committed-output check, papermill runs
+#                    (nbval and papermill twice: as numpy is, and with its widest SIMD loops off),
+#                    book build, the built pages in headless Chromium (skipped without Chromium)
 #   make notebooks   re-execute chapters in place (all, or CHAPTERS="1 3")
 #   make bench       zlnotes kernels against torch.func, JAX and neural-tangents
 #                    -> benchmarks/results/results.{json,md} (BENCH_THREADS=1, BENCH_ARGS=...)
@@ -44,6 +44,13 @@ test: $(STAMP)
 	$(BIN)/pytest --nbval chapters/ -n 2 --dist loadfile
 	$(BIN)/pytest tests/notebooks/test_committed.py
 	$(BIN)/pytest tests/notebooks/test_papermill.py -n 2
+	@# Again with numpy's widest SIMD loops turned off: the committed outputs must not depend on
+	@# the last bits those loops change between CPUs (tests/narrow_simd.py says which).
+	@narrow="$$($(BIN)/python tests/narrow_simd.py)"; \
+	if [ -z "$$narrow" ]; then echo "numpy dispatches no SIMD loop above its baseline here: nothing to narrow"; \
+	else echo "nbval and papermill again with NPY_DISABLE_CPU_FEATURES=\"$$narrow\""; \
+		NPY_DISABLE_CPU_FEATURES="$$narrow" $(BIN)/pytest --nbval chapters/ -n 2 --dist loadfile \
+		&& NPY_DISABLE_CPU_FEATURES="$$narrow" $(BIN)/pytest tests/notebooks/test_papermill.py -n 2; fi
 	@$(MAKE) --no-print-directory book
 	$(BIN)/pytest tests/browser -rs
 
