@@ -71,7 +71,7 @@ def main() -> None:
                 reused.append(per_call(lambda: f(Z, out=g), calls))
             a, b = statistics.median(fresh), statistics.median(reused)
             lines.append(f"| gradient, {size}/{act} (ms per call) | {a * 1e3:.2f} | {b * 1e3:.2f} | {a / b:.2f}× |")
-    sweep = {  # chapter 09's data families (zlnotes.experiments.DATA_FAMILIES) at depth 3
+    sweep = {  # chapter 09's data families (zlnotes.book.experiments.DATA_FAMILIES) at depth 3
         "generic-family size": dict(N=32, M=31, Q=16, width=20),
         "clustered-family size": dict(N=150, M=2, Q=3, width=10),
     }

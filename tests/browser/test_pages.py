@@ -35,7 +35,7 @@ from urllib.parse import quote, unquote, urlparse
 import pytest
 import yaml
 
-from zlnotes import chapters as zl_chapters
+from zlnotes.book import chapters as zl_chapters
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"

@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from zlnotes import chapters
+from zlnotes.book import chapters
 
 pytestmark = pytest.mark.notebooks
 

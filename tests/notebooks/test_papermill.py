@@ -18,7 +18,7 @@ import nbformat
 import papermill
 import pytest
 
-from zlnotes import chapters
+from zlnotes.book import chapters
 
 pytestmark = pytest.mark.notebooks
 

@@ -10,9 +10,9 @@ import pytest
 from nbclient.exceptions import CellExecutionError
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from zlnotes import chapters
-from zlnotes.chapters import Parameter
-from zlnotes.cli import main
+from zlnotes.book import chapters
+from zlnotes.book.chapters import Parameter
+from zlnotes.book.cli import main
 
 PARAMS_SOURCE = """\
 # comment lines and blank lines are allowed
@@ -330,7 +330,7 @@ def test_cli_run_writes_notebook_and_html(book: Path, capsys: pytest.CaptureFixt
 
 
 def test_rerun_page_lists_every_chapter_and_parameter(book: Path) -> None:
-    from zlnotes.sphinx_rerun import render
+    from zlnotes.book.sphinx_rerun import render
 
     nbformat.write(make_notebook(PARAMS_SOURCE), book / "chapters" / "02_second.ipynb")
     page = render(book)

@@ -54,7 +54,7 @@ def _fingerprint(*arrays) -> str:
 
 
 def _generated():
-    from zlnotes.experiments import DATA_FAMILIES, dichotomy_data
+    from zlnotes.book.experiments import DATA_FAMILIES, dichotomy_data
 
     d = zl.generic_data(20, 7, 3, rng=5)
     yield "generic_data", (d.X, d.Y, d.labels)

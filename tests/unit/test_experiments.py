@@ -1,10 +1,10 @@
-"""The named experiments of zlnotes.experiments (the `dichotomy` sweep of chapter 09)."""
+"""The named experiments of zlnotes.book.experiments (the `dichotomy` sweep of chapter 09)."""
 
 import numpy as np
 import pytest
 
 import zlnotes as zl
-from zlnotes import experiments as ex
+from zlnotes.book import experiments as ex
 
 EXACT_FIT = 1e-18
 """Relative cost of an exact construction: rounding leaves ~1e-30 (see test_construction)."""
@@ -117,7 +117,7 @@ def test_bad_data_family_is_refused():
 
 
 def test_the_registry_knows_dichotomy():
-    from zlnotes.sweep import get_experiment
+    from zlnotes.book.experiments import get_experiment
 
     assert get_experiment("dichotomy") is ex.DICHOTOMY
 

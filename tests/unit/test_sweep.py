@@ -19,8 +19,9 @@ import sweep_fixtures as fx
 
 import zlnotes
 from zlnotes import sweep
-from zlnotes.cli import main
-from zlnotes.sweep import Experiment, SweepError, TornLineWarning, get_experiment, load_results, point_key, run_sweep
+from zlnotes.book.cli import main
+from zlnotes.book.experiments import get_experiment
+from zlnotes.sweep import Experiment, SweepError, TornLineWarning, load_results, point_key, run_sweep
 
 HERE = Path(__file__).resolve().parent
 PROCESS_TIMEOUT = 120
@@ -116,20 +117,19 @@ def test_get_experiment_by_module_attribute() -> None:
 
 
 def test_get_experiment_lists_the_known_names(monkeypatch: pytest.MonkeyPatch) -> None:
-    import types
+    from zlnotes.book import experiments
 
-    registry = types.ModuleType("zlnotes.experiments")
-    registry.EXPERIMENTS = {"fast": fx.FAST, "slow": fx.SLOW}  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "zlnotes.experiments", registry)
+    monkeypatch.setattr(experiments, "EXPERIMENTS", {"fast": fx.FAST, "slow": fx.SLOW})
     assert get_experiment("slow") is fx.SLOW
     with pytest.raises(ValueError, match="unknown experiment 'nope'; known experiments: fast, slow"):
         get_experiment("nope")
 
 
-def test_get_experiment_without_a_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "zlnotes.experiments", None)  # makes the import fail
-    with pytest.raises(ValueError, match=r"no experiments are registered \(zlnotes.experiments is missing\)"):
-        get_experiment("dichotomy")
+def test_the_engine_takes_an_experiment_not_a_name(tmp_path: Path) -> None:
+    """The sweep engine never looks an experiment up by name: that is the book's registry's job."""
+    with pytest.raises(TypeError, match="experiment must be a zlnotes.sweep.Experiment; got str"):
+        run_sweep("sweep_fixtures:FAST", "tiny", tmp_path / "out", workers=1)
+    assert not (tmp_path / "out").exists()
 
 
 # -- running, resuming, provenance ------------------------------------------------------
@@ -178,7 +178,7 @@ def test_sweep_json_gets_a_new_files_mode(tmp_path: Path) -> None:
 
 
 def test_each_record_has_the_commit_of_the_process_that_ran_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sweep, "_git_commit", lambda: "parent")  # this process only; workers import their own
+    monkeypatch.setattr(sweep.executors, "_git_commit", lambda: "parent")  # this process only; workers import their own
     run_sweep(fx.FAST, "tiny", tmp_path, workers=2, progress=False)
     manifest = json.loads((tmp_path / "sweep.json").read_text())
     assert manifest["commit"] == manifest["runs"][0]["commit"] == "parent"
@@ -306,7 +306,7 @@ def test_out_must_be_a_folder_and_preset_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="out must be a folder"):
         run_sweep(fx.FAST, "tiny", tmp_path / "file", workers=1)
     with pytest.raises(ValueError, match="preset 'huge' is not defined"):
-        run_sweep("sweep_fixtures:FAST", "huge", tmp_path / "out", workers=1)
+        run_sweep(fx.FAST, "huge", tmp_path / "out", workers=1)
 
 
 def test_unpicklable_run_needs_one_worker(tmp_path: Path) -> None:
@@ -484,7 +484,7 @@ def test_kill_9_mid_run_then_resume(tmp_path: Path) -> None:
     reference = outcomes(reference_dir)
 
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "zlnotes.cli", "sweep", "sweep_fixtures:SLOW", "--preset", "tiny", "--out", str(out), "--workers", "2"]
+    command = [sys.executable, "-m", "zlnotes.book.cli", "sweep", "sweep_fixtures:SLOW", "--preset", "tiny", "--out", str(out), "--workers", "2"]
     process = subprocess.Popen(
         command, env=subprocess_env(), start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -553,7 +553,7 @@ def test_points_overlapping_in_a_dask_worker_run_single_threaded(
 
 def test_dichotomy_tiny_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The book's real experiment: every point of its tiny preset runs, resumes, and is bit-identical in-process."""
-    experiments = pytest.importorskip("zlnotes.experiments")
+    experiments = pytest.importorskip("zlnotes.book.experiments")
     dichotomy = get_experiment("dichotomy")
     assert experiments.EXPERIMENTS["dichotomy"] is dichotomy
     out = tmp_path / "dichotomy"

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nbformat
-from nbformat import NotebookNode
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # nbformat is imported where it is used: `zlnotes sweep` needs no Jupyter stack
+    from nbformat import NotebookNode
 
 __all__ = [
     "CELL_TIMEOUT",
@@ -232,7 +234,9 @@ def find_chapters(names: Sequence[str] = (), root: Path | str | None = None) -> 
 
 
 def _read(notebook: NotebookNode | Path | str) -> NotebookNode:
-    if isinstance(notebook, NotebookNode):
+    import nbformat
+
+    if isinstance(notebook, nbformat.NotebookNode):
         return notebook
     return nbformat.read(notebook, as_version=4)
 
@@ -448,6 +452,8 @@ def execute_notebook(path: Path | str, *, timeout: int = CELL_TIMEOUT, kernel_na
     from nbclient import NotebookClient  # imported here: slow, and only needed to execute
 
     path = Path(path).resolve()
+    import nbformat
+
     nb = normalise(nbformat.read(path, as_version=4))
     for cell in nb.cells:
         if cell.cell_type == "code":

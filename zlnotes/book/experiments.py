@@ -12,23 +12,24 @@ curve over widths is drawn for one data set), the start on ``seed`` and the arch
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from .architecture import Architecture, Network
-from .clustered import cluster_geometry, clustered_data, clustered_minimizer
-from .construction import embed_network, zero_loss_minimizer
-from .cost import cost, output_gradient
-from .data import Dataset, generic_data
-from .jacobian import ntk
-from .linalg import gram_rtol, rank_from_gram_eigenvalues
-from .sweep import Experiment
-from .training import gradient_descent
-from .validation import positive_int
+from ..architecture import Architecture, Network
+from ..clustered import cluster_geometry, clustered_data, clustered_minimizer
+from ..construction import embed_network, zero_loss_minimizer
+from ..cost import cost, output_gradient
+from ..data import Dataset, generic_data
+from ..jacobian import ntk
+from ..linalg import gram_rtol, rank_from_gram_eigenvalues
+from ..sweep import Experiment
+from ..training import gradient_descent
+from ..validation import positive_int
 
-__all__ = ["EXPERIMENTS", "DICHOTOMY", "DATA_FAMILIES", "dichotomy_point", "dichotomy_data", "widths_for_ratios"]
+__all__ = ["EXPERIMENTS", "get_experiment", "DICHOTOMY", "DATA_FAMILIES", "dichotomy_point", "dichotomy_data", "widths_for_ratios"]
 
 DATA_FAMILIES: Mapping[str, Mapping[str, Any]] = {
     # chen2025zeroloss's setting, widened: N generic points in general position with
@@ -263,3 +264,42 @@ DICHOTOMY = Experiment(
 
 EXPERIMENTS: Mapping[str, Experiment] = {DICHOTOMY.name: DICHOTOMY}
 """Experiments ``zlnotes sweep NAME`` knows by name."""
+
+
+def get_experiment(name: str) -> Experiment:
+    """Look up an experiment by name.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`EXPERIMENTS`, or ``"package.module:attribute"``
+        naming an :class:`Experiment` anywhere importable.
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown (the message lists the known ones), malformed, the
+        module cannot be imported, or the attribute is not an :class:`Experiment`.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"experiment name must be a non-empty string; got {name!r}")
+    if ":" in name:
+        module_name, _, attribute = name.partition(":")
+        if not module_name or module_name.startswith(".") or not attribute:
+            raise ValueError(f"experiment name {name!r} is malformed: expected 'package.module:attribute'")
+        try:
+            obj: object = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ValueError(f"experiment {name!r}: cannot import module {module_name!r}: {exc}") from None
+        for part in attribute.split("."):
+            if not hasattr(obj, part):
+                raise ValueError(f"experiment {name!r}: module {module_name!r} has no attribute {attribute!r}")
+            obj = getattr(obj, part)
+        if not isinstance(obj, Experiment):
+            raise ValueError(f"experiment {name!r} is a {type(obj).__name__}, not a zlnotes.sweep.Experiment")
+        return obj
+    registry = EXPERIMENTS
+    if name not in registry:
+        raise ValueError(f"unknown experiment {name!r}; known experiments: {', '.join(sorted(registry)) or '(none)'}")
+    return registry[name]
+

@@ -78,9 +78,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from . import sweep
+    from .. import sweep
+    from .experiments import get_experiment
 
-    experiment = sweep.get_experiment(args.name)
+    experiment = get_experiment(args.name)
     points = experiment.points(args.preset)
     if args.dry_run:
         if not points:
@@ -150,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sweep = commands.add_parser(
         "sweep", help="run an experiment over a preset's grid into DIR/results.jsonl (resumes where it stopped)",
-        description="Run a named experiment (a key of zlnotes.experiments.EXPERIMENTS, or package.module:attribute) "
+        description="Run a named experiment (a key of zlnotes.book.experiments.EXPERIMENTS, or package.module:attribute) "
         "over the grid of a preset. One JSON line per finished point goes to DIR/results.jsonl; rerunning the same "
         "command skips the points already there.",
     )
@@ -173,6 +174,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _NeverRaised(Exception):
+    """Stands in for the Jupyter exceptions where the Jupyter stack is not installed."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``zlnotes`` command.
 
@@ -188,8 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         unchanged, and later chapters are not run) or a sweep failed or holds error
         records, 2 on bad arguments.
     """
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
+    try:  # the Jupyter stack is needed by the chapter commands only, not by `zlnotes sweep`
+        from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+        from papermill.exceptions import PapermillExecutionError
+    except ImportError:
+        CellExecutionError = CellTimeoutError = DeadKernelError = PapermillExecutionError = _NeverRaised
 
     parser = _parser()
     args = parser.parse_args(argv)

@@ -1,0 +1,370 @@
+"""Running the points: one at a time with BLAS on one thread, in local worker processes or on Dask."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import numbers
+import os
+import pickle
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .provenance import _git_commit, _process_commit, _provenance
+from .records import RESULTS_FILE, _encode, _parse, _record_line
+from .spec import Experiment, point_key
+from .storage import (
+    _TEMP_NAME,
+    MANIFEST_FILE,
+    MANIFEST_FORMAT,
+    _append,
+    _check_manifest,
+    _Lock,
+    _write_atomic,
+)
+
+_DISTRIBUTED_HINT = "pip install -e .[distributed]"
+
+
+_THREADPOOL_LOCK = threading.Lock()
+"""Held while a point runs under ``threadpool_limits(1)``: the one piece of module state.
+
+``threadpool_limits`` sets the BLAS/OpenMP thread count of the whole process and restores
+on exit the value it saw on entry, so two points overlapping in threads of one process
+(a Dask worker with ``--nthreads`` > 1) would run at the process's default thread count
+once the first one ends, and could leave the limit of 1 set for good. Serialising the
+limited runs of a process keeps every point at one thread and restores the setting.
+"""
+
+
+class SweepError(RuntimeError):
+    """A sweep could not go on: a worker process died or the Dask cluster failed.
+
+    Every point finished before the failure is saved; rerunning the sweep resumes.
+    """
+
+
+def _execute(run: Callable[[dict[str, Any]], dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    """Run one point single-threaded (in whichever process this is) and return its outcome.
+
+    Never raises for a failure of `run`: the exception becomes an error outcome.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from .. import __version__
+
+    start = time.perf_counter()
+    try:
+        with _THREADPOOL_LOCK, threadpool_limits(limits=1):
+            result = run(dict(params))
+        if not isinstance(result, Mapping):
+            raise TypeError(f"an experiment's run must return a dict; got {type(result).__name__}")
+        outcome = {"status": "ok", "result": _encode(result, "result"), "error": None, "traceback": None}
+    except Exception as exc:  # noqa: BLE001 - any failure of the point is recorded, not raised
+        outcome = {
+            "status": "error",
+            "result": None,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": "".join(traceback.format_exception(exc)),
+        }
+    elapsed = round(time.perf_counter() - start, 6)
+    outcome.update(zlnotes_version=__version__, commit=_process_commit(), host=socket.gethostname(), elapsed_s=elapsed)
+    return outcome
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """What one call of :func:`run_sweep` did.
+
+    Attributes
+    ----------
+    total : int
+        Points in the grid.
+    already_done : int
+        Points found in ``results.jsonl`` and skipped (error records included, unless
+        retried).
+    run_now : int
+        Points run by this call.
+    failed : int
+        Of those, points whose function raised (recorded with ``"status": "error"``).
+    errors : int
+        Error records in ``results.jsonl`` after this call (old ones not retried included).
+    repaired : bool
+        Whether a torn last line was truncated before resuming.
+    results : pathlib.Path
+        The ``results.jsonl`` written.
+    """
+
+    total: int
+    already_done: int
+    run_now: int
+    failed: int
+    errors: int
+    repaired: bool
+    results: Path
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method)
+
+
+def _run_local(
+    run: Callable[..., dict[str, Any]], todo: list[dict[str, Any]], workers: int
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Yield ``(params, outcome)`` as points finish: in this process or a process pool."""
+    if workers == 1:
+        for params in todo:
+            yield params, _execute(run, params)
+        return
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    executor = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=_pool_context())
+    try:
+        futures = {executor.submit(_execute, run, params): params for params in todo}
+        pending = set(futures)
+        for future in as_completed(futures):
+            try:
+                outcome = future.result()
+            except BrokenProcessPool as exc:
+                # Points that finished but were not yielded yet are saved before stopping.
+                for other in [f for f in futures if f in pending and f.done() and not f.cancelled()]:
+                    if other.exception() is None:
+                        pending.discard(other)
+                        yield futures[other], other.result()
+                raise SweepError(f"a worker process died ({exc}); finished points are saved, rerun to resume") from exc
+            except Exception as exc:  # noqa: BLE001 - _execute records the point's own errors; this is the pool's
+                raise SweepError(
+                    f"a worker process could not run a point ({type(exc).__name__}: {exc}); "
+                    "finished points are saved, rerun to resume"
+                ) from exc
+            pending.discard(future)
+            yield futures[future], outcome
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ImportError(
+            f"scheduler: running on a Dask cluster needs dask.distributed, which is not installed ({exc}); install it with: {_DISTRIBUTED_HINT}"
+        ) from exc
+    return distributed
+
+
+def _connect(scheduler: str) -> Any:
+    """A ``distributed.Client`` connected to `scheduler`.
+
+    ``ValueError`` naming the argument for an address Dask cannot parse, ``SweepError``
+    for one it cannot reach (within ``distributed.comm.timeouts.connect``).
+    """
+    distributed = _import_distributed()
+    try:  # parse first: a Client that fails to parse its address hangs 60 s in __del__ at exit
+        distributed.comm.get_address_host_port(scheduler)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"scheduler: {exc}; expected an address such as 'tcp://host:8786'") from None
+    try:
+        return distributed.Client(scheduler, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise SweepError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from exc
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"scheduler: {exc}; expected an address such as 'tcp://host:8786'") from None
+
+
+def _run_dask(
+    run: Callable[..., dict[str, Any]], todo: list[dict[str, Any]], client: Any
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Yield ``(params, outcome)`` as points finish on the Dask cluster of `client`."""
+    distributed = _import_distributed()
+    futures = client.map(_execute, [run] * len(todo), todo, pure=False)
+    params_of = {future.key: params for future, params in zip(futures, todo)}
+    for future in distributed.as_completed(futures, loop=client.loop):
+        try:
+            outcome = future.result()
+        except Exception as exc:  # noqa: BLE001 - a worker or the cluster failed, not the point
+            raise SweepError(
+                f"the Dask cluster failed to run a point ({type(exc).__name__}: {exc}); "
+                "finished points are saved, rerun to resume"
+            ) from exc
+        yield params_of[future.key], outcome
+
+
+def run_sweep(
+    experiment: Experiment,
+    preset: str,
+    out: str | os.PathLike[str],
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    retry_errors: bool = False,
+) -> SweepSummary:
+    """Run the points of a preset that are not yet in ``out/results.jsonl``.
+
+    Parameters
+    ----------
+    experiment : Experiment or str
+        The experiment (the book's are named in ``zlnotes.book.experiments``).
+    preset : str
+        Which grid of the experiment to run.
+    out : path
+        Output folder (created if needed). Rerunning with the same folder resumes.
+    workers : int, optional
+        Local worker processes (default ``os.cpu_count()``). ``1`` runs the points in
+        this process.
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://host:8786``) to run the points on instead;
+        needs the ``distributed`` extra. Exclusive with `workers`. Start its workers
+        with ``--nthreads 1``: a worker runs its points one at a time (see Determinism
+        in the module docstring).
+    progress : bool
+        Show a tqdm progress bar on stderr.
+    retry_errors : bool
+        Rerun points recorded as errors by an earlier run (their records are replaced).
+
+    Returns
+    -------
+    SweepSummary
+
+    Raises
+    ------
+    ValueError
+        On bad arguments (unknown preset, ``workers < 1``, `out` not a folder path,
+        `out` in use by another sweep or holding a sweep of another experiment, preset
+        or grid, `scheduler` not an address Dask can parse). `out` is then left as it
+        was (a ``.lock`` file aside, if the folder existed).
+    SweepError
+        If a worker process died or the Dask cluster failed; finished points are saved.
+        Also if the scheduler cannot be reached, before `out` is touched.
+    ImportError
+        If `scheduler` is given and dask.distributed is not installed.
+    """
+    if not isinstance(experiment, Experiment):
+        raise TypeError(f"experiment must be a zlnotes.sweep.Experiment; got {type(experiment).__name__}")
+    grid = experiment.points(preset)
+    if workers is not None and scheduler is not None:
+        raise ValueError("workers and scheduler are exclusive: the Dask cluster decides how many points run at once")
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler):
+        raise ValueError(f"scheduler must be an address such as 'tcp://host:8786'; got {scheduler!r}")
+    if workers is None:
+        workers = os.cpu_count() or 1
+    elif isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
+    if out is None or not isinstance(out, (str, os.PathLike)) or not os.fspath(out):
+        raise ValueError(f"out must be the path of a folder; got {out!r}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out must be a folder; {out} is a file")
+    if scheduler is None and workers > 1:
+        try:
+            pickle.dumps(experiment.run)
+        except Exception as exc:  # noqa: BLE001
+            raise ValueError(
+                f"the run function of experiment {experiment.name!r} cannot be sent to worker processes "
+                f"(define it at module level): {exc}"
+            ) from None
+    client = _connect(scheduler) if scheduler is not None else None  # fails before `out` is touched
+    try:
+        return _sweep_into(experiment, preset, grid, out, workers, scheduler, client, progress, retry_errors)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _sweep_into(
+    experiment: Experiment, preset: str, grid: list[dict[str, Any]], out: Path, workers: int,
+    scheduler: str | None, client: Any, progress: bool, retry_errors: bool,
+) -> SweepSummary:
+    """:func:`run_sweep` once its arguments are checked (and the Dask client connected)."""
+    from tqdm import tqdm
+
+    out.mkdir(parents=True, exist_ok=True)
+    lock = _Lock(out)
+    try:
+        manifest_path, results_path = out / MANIFEST_FILE, out / RESULTS_FILE
+        manifest = _check_manifest(manifest_path, experiment, preset, grid)
+        keys = {point_key(p): p for p in grid}
+
+        data = results_path.read_bytes() if results_path.exists() else b""
+        records, good = _parse(data, results_path)
+        strangers = [r["key"] for r in records if r["key"] not in keys]
+        if strangers:
+            raise ValueError(
+                f"out: {results_path} holds {len(strangers)} point(s) not in the grid of {experiment.name!r}, "
+                f"preset {preset!r} (e.g. {strangers[0]!r}); choose another output folder"
+            )
+        if manifest is not None and not isinstance(manifest.setdefault("runs", []), list):
+            raise ValueError(f"out: 'runs' in {manifest_path} is not a list; remove the folder or choose another")
+
+        # The folder holds this sweep: only now change anything in it.
+        for stale in out.iterdir():  # left by a crash inside _write_atomic
+            if _TEMP_NAME.fullmatch(stale.name) and stale.is_file():
+                stale.unlink()
+        repaired = good < len(data)
+        if repaired:
+            print(
+                f"warning: {results_path} ended with an incomplete line ({len(data) - good} bytes, "
+                "a write cut short by a crash); truncated it, its point will be rerun",
+                file=sys.stderr,
+                flush=True,
+            )
+            with open(results_path, "r+b") as f:
+                f.truncate(good)
+                os.fsync(f.fileno())
+        if retry_errors and any(r["status"] == "error" for r in records):
+            kept = [line for line in data[:good].splitlines(keepends=True) if line.strip() and json.loads(line)["status"] == "ok"]
+            _write_atomic(results_path, b"".join(kept).decode("ascii"))
+            records = [r for r in records if r["status"] == "ok"]
+
+        done = {r["key"] for r in records}
+        todo = [p for k, p in keys.items() if k not in done]
+        if manifest is None or todo:  # a finished sweep's manifest stays as it is
+            run_info = _provenance(_git_commit()) | {"workers": None if scheduler else workers, "scheduler": scheduler}
+            if manifest is None:
+                manifest = {
+                    "format": MANIFEST_FORMAT,
+                    "experiment": experiment.name,
+                    "description": experiment.description,
+                    "preset": preset,
+                    "grid": grid,
+                    **{k: v for k, v in run_info.items() if k not in ("workers", "scheduler")},
+                    "runs": [],
+                }
+            manifest["runs"].append(run_info)
+            _write_atomic(manifest_path, json.dumps(manifest, indent=1, allow_nan=False) + "\n")
+        errors_before = sum(r["status"] == "error" for r in records)
+        failed = 0
+        if todo:
+            points = _run_dask(experiment.run, todo, client) if client else _run_local(experiment.run, todo, workers)
+            fd = os.open(results_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            bar = tqdm(
+                total=len(grid), initial=len(done), desc=f"{experiment.name}/{preset}", unit="pt",
+                file=sys.stderr, disable=not progress, dynamic_ncols=True,
+            )
+            try:
+                for params, outcome in points:
+                    _append(fd, _record_line(point_key(params), params, outcome))
+                    failed += outcome["status"] == "error"
+                    bar.update()
+            finally:
+                bar.close()
+                os.close(fd)
+                if hasattr(points, "close"):
+                    points.close()
+        return SweepSummary(
+            total=len(grid), already_done=len(done), run_now=len(todo), failed=failed,
+            errors=errors_before + failed, repaired=repaired, results=results_path,
+        )
+    finally:
+        lock.release()
+
