@@ -21,7 +21,9 @@ from .linalg import (
     range_projector,
     singular_values,
 )
-from .training import History, StationaryPoint, gradient_descent, stationary_point
+from .stationary import LbfgsReport, StationaryPoint, lbfgs_polish, stationary_point
+from .symmetry import balance
+from .training import History, gradient_descent
 
 __version__ = "0.1.0"
 
@@ -33,11 +35,13 @@ __all__ = [
     "CostFunction",
     "Dataset",
     "History",
+    "LbfgsReport",
     "Network",
     "RangeProjector",
     "StationaryPoint",
     "activation",
     "backprop_factors",
+    "balance",
     "cluster_geometry",
     "clustered_data",
     "clustered_minimizer",
@@ -52,6 +56,7 @@ __all__ = [
     "gram_rtol",
     "jacobian",
     "jacobian_rank",
+    "lbfgs_polish",
     "ntk",
     "numerical_rank",
     "output_gradient",

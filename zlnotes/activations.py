@@ -74,6 +74,30 @@ class Activation:
     params
         Extra parameters as ``(name, value)`` pairs: ``(("width", w),)`` for ``smooth_relu``,
         ``(("sharpness", β),)`` for ``softplus``, empty for the others.
+    positively_homogeneous
+        ``True`` when ``σ(cx) = c σ(x)`` for every ``c > 0`` (``relu``, ``leaky_relu``,
+        ``identity``): scaling a hidden unit's incoming weights and bias by ``c`` and its
+        outgoing weights by ``1/c`` leaves the network function unchanged (see
+        :func:`zlnotes.balance`).
+    he_gain
+        The weight gain :meth:`zlnotes.Network.init` uses by default: ``√2`` (He) for the
+        ReLU-like ``relu``, ``leaky_relu`` and ``smooth_relu``, 1 (LeCun) for the others.
+    sector_start
+        Lower edge of the half-line ``(sector_start, ∞)`` in which the positive-sector shift
+        of :func:`zlnotes.zero_loss_minimizer` places every pre-activation: 0 for ``relu``,
+        ``leaky_relu`` and ``softplus`` (their positive sector), the width ``w`` for
+        ``smooth_relu`` (where it equals ReLU); 0 for the others, which have no such sector.
+
+    Examples
+    --------
+    >>> import zlnotes as zl
+    >>> relu, sr = zl.activation("relu"), zl.activation("smooth_relu", width=0.5)
+    >>> relu.positively_homogeneous, sr.positively_homogeneous
+    (True, False)
+    >>> round(relu.he_gain ** 2, 12), zl.activation("tanh").he_gain
+    (2.0, 1.0)
+    >>> relu.sector_start, sr.sector_start
+    (0.0, 0.5)
     """
 
     name: str
@@ -83,6 +107,9 @@ class Activation:
     inverse_domain: tuple[float, float]
     positive_sector: bool
     params: tuple[tuple[str, float], ...] = ()
+    positively_homogeneous: bool = False
+    he_gain: float = 1.0
+    sector_start: float = 0.0
 
     def __call__(self, x: Array) -> Array:
         return self.value(x)
@@ -197,11 +224,19 @@ def derivative_into(sigma: Activation, Z: Array, A: Array, out: Array) -> Array:
 _INF = float("inf")
 
 
+_HE_GAIN = float(np.sqrt(2.0))  # the same bits as np.sqrt(2.0)
+
+
 def _build(name: str, width: float, sharpness: float) -> Activation:
     if name == "relu":
-        return Activation("relu", _relu, _relu_prime, _identity, (0.0, _INF), True)
+        return Activation(
+            "relu", _relu, _relu_prime, _identity, (0.0, _INF), True, positively_homogeneous=True, he_gain=_HE_GAIN
+        )
     if name == "leaky_relu":
-        return Activation("leaky_relu", _leaky, _leaky_prime, _leaky_inverse, (-_INF, _INF), True)
+        return Activation(
+            "leaky_relu", _leaky, _leaky_prime, _leaky_inverse, (-_INF, _INF), True,
+            positively_homogeneous=True, he_gain=_HE_GAIN,
+        )
     if name == "softplus":
         params = (("sharpness", float(sharpness)),)
         if sharpness == 1.0:  # the plain functions: the same bits as log(1 + e^x) always gave
@@ -212,9 +247,12 @@ def _build(name: str, width: float, sharpness: float) -> Activation:
         return Activation("tanh", np.tanh, _tanh_prime, np.arctanh, (-1.0, 1.0), False)
     if name == "smooth_relu":
         value, derivative, inverse = _smooth_relu(width)
-        return Activation("smooth_relu", value, derivative, inverse, (0.0, _INF), True, (("width", float(width)),))
+        return Activation(
+            "smooth_relu", value, derivative, inverse, (0.0, _INF), True, (("width", float(width)),),
+            he_gain=_HE_GAIN, sector_start=float(width),
+        )
     if name == "identity":
-        return Activation("identity", _identity, _one, _identity, (-_INF, _INF), False)
+        return Activation("identity", _identity, _one, _identity, (-_INF, _INF), False, positively_homogeneous=True)
     raise AssertionError(name)  # unreachable: names are checked by `activation`
 
 

@@ -181,7 +181,8 @@ class Network:
         rng
             A :class:`numpy.random.Generator` or an integer seed.
         weight_gain
-            Default ``√2`` for ``relu``, ``leaky_relu`` and ``smooth_relu`` (He), else 1 (LeCun).
+            Default ``arch.sigma.he_gain``: ``√2`` for ``relu``, ``leaky_relu`` and
+            ``smooth_relu`` (He), else 1 (LeCun); see :attr:`zlnotes.Activation.he_gain`.
         bias_std
             Standard deviation of the biases (≥ 0).
         """
@@ -189,7 +190,7 @@ class Network:
             raise ValueError(f"arch must be an Architecture; got {type(arch).__name__}")
         gen = as_generator(rng)
         if weight_gain is None:
-            weight_gain = np.sqrt(2.0) if arch.activation in ("relu", "leaky_relu", "smooth_relu") else 1.0
+            weight_gain = arch.sigma.he_gain
         weight_gain = real_scalar("weight_gain", weight_gain, lo=0.0, lo_open=True)
         bias_std = real_scalar("bias_std", bias_std, lo=0.0)
         weights, biases = [], []

@@ -120,3 +120,39 @@ def test_sharp_softplus_flows_through_architecture():
     W, b = net.weights[0], net.biases[0]
     expected = np.logaddexp(0.0, 5.0 * (X @ W.T + b)) / 5.0 @ net.weights[1].T + net.biases[1]
     assert relative_error(net.forward(X), expected) < ROUNDOFF_RTOL
+
+
+@pytest.mark.parametrize("name", zl.ACTIVATIONS)
+def test_positive_homogeneity_flag_matches_the_function(name):
+    """positively_homogeneous is True exactly when sigma(c x) = c sigma(x) for c > 0 on these points."""
+    s = zl.activation(name)
+    x = np.linspace(-3.0, 3.0, 61)
+    holds = all(np.allclose(s.value(c * x), c * s.value(x), rtol=1e-14, atol=1e-300) for c in (0.5, 2.0, 7.0))
+    assert s.positively_homogeneous == holds
+    assert s.positively_homogeneous == (name in ("relu", "leaky_relu", "identity"))
+
+
+@pytest.mark.parametrize("name", zl.ACTIVATIONS)
+def test_he_gain(name):
+    s = zl.activation(name)
+    relu_like = name in ("relu", "leaky_relu", "smooth_relu")  # equal to x on a half-line, ~0 on the other
+    assert s.he_gain == (np.sqrt(2.0) if relu_like else 1.0)
+
+
+@pytest.mark.parametrize("width", [0.25, 1.0, 3.0])
+def test_sector_start_is_where_the_shift_sector_begins(width):
+    for name in ("relu", "leaky_relu", "softplus", "smooth_relu"):
+        s = zl.activation(name, width=width)
+        x = s.sector_start + np.linspace(1e-3, 5.0, 50)
+        assert np.all(np.diff(s.value(x)) > 0) and np.all(s.derivative(x) > 0)  # invertible there
+        if name != "softplus":  # the ReLU-like pieces are the identity on their sector
+            assert np.array_equal(s.value(x), x)
+    sr = zl.activation("smooth_relu", width=width)
+    assert sr.sector_start == width == dict(sr.params)["width"]
+    assert zl.activation("relu").sector_start == 0.0 and zl.activation("softplus").sector_start == 0.0
+
+
+def test_facts_default_for_a_user_activation():
+    const = zl.Activation("constant", value=np.ones_like, derivative=np.zeros_like, inverse=None,
+                          inverse_domain=(1.0, 1.0), positive_sector=False)
+    assert not const.positively_homogeneous and const.he_gain == 1.0 and const.sector_start == 0.0

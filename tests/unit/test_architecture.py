@@ -126,3 +126,16 @@ def test_scalar_arguments_and_net_are_checked():
             fn(None, X)
     with pytest.raises(ValueError, match="net must be a zlnotes.Network"):
         zl.cost(None, X, np.zeros((2, 1)))
+
+
+def test_init_gain_comes_from_the_activation():
+    for name in zl.ACTIVATIONS:
+        arch = zl.Architecture(3, (4,), 2, name)
+        net = zl.Network.init(arch, 7)
+        explicit = zl.Network.init(arch, 7, weight_gain=arch.sigma.he_gain)
+        assert np.array_equal(net.flat(), explicit.flat())
+    import dataclasses
+
+    wide = dataclasses.replace(zl.activation("tanh"), he_gain=3.0)
+    W = zl.Network.init(zl.Architecture(3, (4,), 2, wide), 7).weights[0]
+    assert np.array_equal(W, zl.Network.init(zl.Architecture(3, (4,), 2, "tanh"), 7, weight_gain=3.0).weights[0])

@@ -5,7 +5,8 @@ import pytest
 from tolerances import ROUNDOFF_RTOL
 
 import zlnotes as zl
-from zlnotes.training import _balance, _fd_hessian
+from zlnotes.stationary import _fd_hessian
+from zlnotes.symmetry import _balance
 
 ROUNDING_FLOOR = 1e-13
 """|∇C| / |∇C(Z_0)| that the Newton polish reaches at a nondegenerate minimum of these small
@@ -161,3 +162,125 @@ def test_bad_input(tanh_problem):
         zl.stationary_point(net, X, Y, lr=0.1, gd_steps=0, polish_tol=1.0)
     with pytest.raises(ValueError, match="Y must have 20 rows"):
         zl.stationary_point(net, X, Y[:5], lr=0.1, gd_steps=0)
+
+
+def _reference_lbfgs(net, X, Y, target, target_cost, iterations):
+    """A plain L-BFGS-B loop written out (two runs at most), as a reference for zl.lbfgs_polish."""
+    from scipy.optimize import minimize
+
+    arch = net.arch
+
+    def fun(Z):
+        return zl.cost_and_gradient(zl.Network.from_flat(arch, Z), X, Y)
+
+    def stop(intermediate_result):
+        if intermediate_result.fun <= target_cost:
+            raise StopIteration
+
+    Z = net.flat()
+    c, g = fun(Z)
+    for _ in range(2):
+        if np.linalg.norm(g) <= target or c <= target_cost:
+            break
+        Z = minimize(fun, Z, jac=True, method="L-BFGS-B", callback=stop,
+                     options={"gtol": target / np.sqrt(arch.num_params), "ftol": 0.0, "maxiter": iterations,
+                              "maxfun": 3 * iterations, "maxcor": 30}).x
+        c, g = fun(Z)
+    return Z, c, float(np.linalg.norm(g))
+
+
+@pytest.mark.parametrize("target_fraction", [0.0, 0.5])
+def test_lbfgs_polish_is_the_plain_lbfgs_loop(relu_problem, target_fraction):
+    net, X, Y = relu_problem
+    g0 = np.linalg.norm(zl.cost_gradient(net, X, Y))
+    target_cost = target_fraction * zl.cost(net, X, Y)
+    Z, c, gn = _reference_lbfgs(net, X, Y, 1e-9 * g0, target_cost, 40)
+    polished, report = zl.lbfgs_polish(net, X, Y, max_iter=40, grad_tol=1e-9 * g0, target_cost=target_cost,
+                                       restarts=1, max_fun=120)
+    assert np.array_equal(polished.flat(), Z) and report.cost == c and report.grad_norm == gn
+    assert report.runs in (1, 2) and report.iterations >= 1
+    if target_fraction > 0:
+        assert report.status == "target_cost" and report.cost <= target_cost
+    else:
+        assert report.status in ("grad_tol", "stopped") and (report.status == "grad_tol") == (gn <= 1e-9 * g0)
+
+
+def test_lbfgs_polish_reports_and_records(tanh_problem):
+    net, X, Y = tanh_problem
+    g0 = np.linalg.norm(zl.cost_gradient(net, X, Y))
+    polished, report = zl.lbfgs_polish(net, X, Y, max_iter=500, grad_tol=1e-8 * g0, record_path=True)
+    assert report.status == "grad_tol" and report.grad_norm <= 1e-8 * g0
+    assert report.cost == zl.cost(polished, X, Y)  # CostFunction's cost is cost() to the bit
+    assert np.isclose(report.grad_norm, np.linalg.norm(zl.cost_gradient(polished, X, Y)), rtol=ROUNDOFF_RTOL)
+    assert len(report.path) == report.iterations and np.array_equal(report.path[-1], polished.flat())
+    # nothing to do: already below the gradient target, or no iterations allowed
+    same, again = zl.lbfgs_polish(polished, X, Y, max_iter=500, grad_tol=1e-8 * g0)
+    assert again.runs == 0 and again.status == "grad_tol" and np.array_equal(same.flat(), polished.flat())
+    same, none = zl.lbfgs_polish(net, X, Y, max_iter=0)
+    assert none.runs == 0 and none.status == "stopped" and np.array_equal(same.flat(), net.flat())
+
+
+def test_lbfgs_polish_stops_at_max_param():
+    X = np.linspace(-1, 1, 21)[:, None] + 0.013
+    Y = np.sign(X)  # a step: the best tanh fit is at infinity
+    net = zl.Network.init(zl.Architecture(1, (1,), 1, "tanh"), rng=0)
+    polished, report = zl.lbfgs_polish(net, X, Y, max_iter=300, max_param=20.0)
+    assert report.status == "escaped" and np.abs(polished.flat()).max() > 20.0
+
+
+def test_stationary_point_uses_lbfgs_polish(relu_problem):
+    """The L-BFGS phase of stationary_point is lbfgs_polish with rebalancing, bit for bit."""
+    net, X, Y = relu_problem
+    sp = zl.stationary_point(net, X, Y, lr=0.1, gd_steps=50, max_iterations=30, restarts=2, newton_iterations=0,
+                             record_path=True)
+    gd_end, hist = zl.gradient_descent(net, X, Y, 0.1, 50)
+    polished, report = zl.lbfgs_polish(gd_end, X, Y, max_iter=30, grad_tol=1e-9 * hist.grad_norm[0], restarts=2,
+                                       rebalance=True, record_path=True)
+    assert np.array_equal(sp.net.flat(), polished.flat()) and sp.lbfgs_iterations == report.iterations
+    assert sp.cost == report.cost and sp.grad_norm == report.grad_norm
+
+
+def test_lbfgs_polish_bad_input(tanh_problem):
+    net, X, Y = tanh_problem
+    with pytest.raises(ValueError, match="max_iter must be an integer >= 0"):
+        zl.lbfgs_polish(net, X, Y, max_iter=-1)
+    with pytest.raises(ValueError, match=r"grad_tol must be a finite real number in \[0.0, inf\]"):
+        zl.lbfgs_polish(net, X, Y, max_iter=5, grad_tol=-1.0)
+    with pytest.raises(ValueError, match=r"target_cost must be a finite real number"):
+        zl.lbfgs_polish(net, X, Y, max_iter=5, target_cost=np.nan)
+    with pytest.raises(ValueError, match="max_fun must be an integer >= 1"):
+        zl.lbfgs_polish(net, X, Y, max_iter=5, max_fun=0)
+    with pytest.raises(TypeError, match="rebalance must be True or False"):
+        zl.lbfgs_polish(net, X, Y, max_iter=5, rebalance="yes")
+    with pytest.raises(ValueError, match=r"max_param must be a real number in \(0, inf\]"):
+        zl.lbfgs_polish(net, X, Y, max_iter=5, max_param=-1.0)
+    with pytest.raises(ValueError, match="Y must have 20 rows"):
+        zl.lbfgs_polish(net, X, Y[:5], max_iter=5)
+    with pytest.raises((TypeError, ValueError), match="net must be a zlnotes.Network"):
+        zl.lbfgs_polish("net", X, Y, max_iter=5)
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "identity"])
+def test_balance_keeps_the_function_and_equalises_the_last_layer(name):
+    arch = zl.Architecture(3, (4, 5), 2, name)
+    net = zl.Network.init(arch, rng=1)
+    W1, b1, W2 = (a.copy() for a in (net.weights[0], net.biases[0], net.weights[1]))
+    W1[2] *= 50.0  # unit 2 of layer 1 rescaled: same function (c > 0, positive homogeneity)
+    b1[2] *= 50.0
+    W2[:, 2] /= 50.0
+    far = zl.Network(arch, [W1, W2, net.weights[2]], [b1, net.biases[1], net.biases[2]])
+    X = zl.generic_data(7, 3, 2, rng=2).X
+    assert np.allclose(far.forward(X), net.forward(X), rtol=1e-12, atol=1e-12)
+    b = zl.balance(far)
+    assert np.allclose(b.forward(X), net.forward(X), rtol=1e-12, atol=1e-12)
+    incoming = np.hypot(np.linalg.norm(b.weights[1], axis=1), b.biases[1])
+    assert np.allclose(incoming, np.linalg.norm(b.weights[2], axis=0), rtol=1e-12)  # the last hidden layer
+    assert np.abs(b.flat()).max() < np.abs(far.flat()).max()
+
+
+@pytest.mark.parametrize("name", ["tanh", "softplus", "smooth_relu"])
+def test_balance_leaves_other_activations_alone(name):
+    net = zl.Network.init(zl.Architecture(2, (3,), 1, name), rng=0)
+    assert np.array_equal(zl.balance(net).flat(), net.flat())
+    with pytest.raises((TypeError, ValueError), match="net must be a zlnotes.Network"):
+        zl.balance(net.flat())
