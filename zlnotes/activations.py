@@ -14,6 +14,12 @@ never evaluate a derivative exactly at a kink except on purpose.
   σ'(x) = 0, (x + w)/(2w), 1 on those pieces; inverse on (0, ∞).
 - ``identity``: σ(x) = x, σ' = 1, inverse on ℝ.
 
+What the rest of the package needs to know about an activation is an attribute of
+:class:`Activation`, not a list of names: ``positive_sector`` (Theorem 2.2's hypothesis),
+``positively_homogeneous`` (the rescaling symmetry of :mod:`zlnotes.symmetry`), ``he_gain``
+(the default initialisation of :meth:`zlnotes.Network.init`) and ``sector_start`` (where the
+shift construction of :func:`zlnotes.zero_loss_minimizer` puts the pre-activations).
+
 Two mollified ReLUs, with different roles in Section 4.5 of Chen & Moore (2025),
 references.bib key ``chen2025zeroloss``:
 
