@@ -11,6 +11,19 @@ from .cost import CostFunction, cost, cost_and_gradient, cost_gradient, output_g
 from .clustered import ClusterGeometry, cluster_geometry, clustered_data, clustered_minimizer
 from .construction import embed_network, zero_loss_minimizer
 from .data import Dataset, generic_data
+from .diagnostics import (
+    StationarityReport,
+    affine_rank,
+    classify_stationary,
+    constant_output_cost,
+    decade,
+    kink_margin,
+    least_unit_slope,
+    relative_misfit,
+    significant,
+    stationarity_report,
+    step_size,
+)
 from .jacobian import backprop_factors, jacobian, jacobian_rank, ntk
 from .linalg import (
     RangeProjector,
@@ -28,6 +41,17 @@ from .training import History, gradient_descent
 __version__ = "0.1.0"
 
 __all__ = [
+    "StationarityReport",
+    "affine_rank",
+    "classify_stationary",
+    "constant_output_cost",
+    "decade",
+    "kink_margin",
+    "least_unit_slope",
+    "relative_misfit",
+    "significant",
+    "stationarity_report",
+    "step_size",
     "ACTIVATIONS",
     "Activation",
     "Architecture",

@@ -53,6 +53,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .activations import Activation, activation as lookup_activation
 from .architecture import Architecture, Network, require_network
+from .diagnostics import affine_rank
 from .linalg import numerical_rank
 from .validation import as_generator, as_matrix, nonnegative_int, positive_int
 
@@ -97,18 +98,6 @@ def diffeomorphism_box(sigma: Activation) -> tuple[float, float]:
     if radius <= 0.0:
         raise ValueError(f"activation {sigma.name!r}: σ' varies too fast for the small-box construction")
     return float(0.5 * (lo + hi)), float(radius)
-
-
-def _affine_rank(A: Array) -> int:
-    """Rank of ``[A 1]``, computed scale-free as ``1 + rank(A − mean)``.
-
-    Appending a column of ones to data of scale 1e-14 or 1e15 would make the SVD tolerance
-    depend on that scale; centring does not.
-    """
-    centred = A - A.mean(axis=0)
-    if not np.any(centred):
-        return 1
-    return 1 + numerical_rank(centred)
 
 
 def _embedding(X: Array, width: int) -> Array:
@@ -284,7 +273,7 @@ def zero_loss_minimizer(
             f"width: the {method} construction needs N <= {what}, because the output layer must solve "
             f"[A_L 1] Θ = Y exactly for N = {N} samples"
         )
-    rank = _affine_rank(X)
+    rank = affine_rank(X)
     if rank < N:
         raise ValueError(
             f"X: the construction needs affinely independent samples, rank [X 1] = N = {N}; got rank {rank}"
@@ -323,7 +312,7 @@ def zero_loss_minimizer(
             W, b = eps * E, p - eps * (E @ centre)
         Zl = A @ W.T + b
         A = sigma.value(Zl)
-        if _affine_rank(A) < N:
+        if affine_rank(A) < N:
             raise ValueError(
                 f"X: the samples are not generic enough: hidden layer {ell} of the {method} construction "
                 f"maps them to affinely dependent points"
