@@ -302,7 +302,7 @@ def zero_loss_minimizer(
             if spread > 0:
                 E = E / spread
             Zl = A @ E.T
-            lo = 0.0 if sigma.name != "smooth_relu" else dict(sigma.params)["width"]
+            lo = sigma.sector_start  # where σ starts being the identity on the sector (smooth_relu: its width)
             beta = lo + SHIFT_MARGIN - Zl.min()  # every pre-activation >= lo + margin
             W, b = E, np.full(width, beta)
         else:

@@ -292,7 +292,7 @@ so the finite-difference Hessian is accurate to about ε^{2/3} ≈ 4e-11 relativ
 for Newton's method to converge to machine precision (each step shrinks the error by that factor)."""
 
 DAMPING_FLOOR = 1e-10
-"""Smallest Levenberg damping of the Newton polish, relative to the largest |eigenvalue| of the
+"""Smallest Levenberg damping of the Newton polish, relative to the largest absolute eigenvalue of the
 Hessian: eigenvalues below it are below the accuracy of the finite-difference Hessian."""
 
 
