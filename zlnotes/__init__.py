@@ -7,9 +7,9 @@ Notation page. Citations name the keys of the book's ``references.bib``.
 
 from .activations import ACTIVATIONS, Activation, activation
 from .architecture import Architecture, Network
-from .cost import CostFunction, cost, cost_and_gradient, cost_gradient, output_gradient
 from .clustered import ClusterGeometry, cluster_geometry, clustered_data, clustered_minimizer
 from .construction import embed_network, zero_loss_minimizer
+from .cost import CostFunction, cost, cost_and_gradient, cost_gradient, output_gradient
 from .data import Dataset, generic_data
 from .diagnostics import (
     StationarityReport,

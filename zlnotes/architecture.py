@@ -19,7 +19,8 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .activations import Activation, activation as lookup_activation
+from .activations import Activation
+from .activations import activation as lookup_activation
 from .validation import as_generator, as_matrix, as_vector, positive_int, real_scalar
 
 __all__ = ["Architecture", "Network", "require_network"]

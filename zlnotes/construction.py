@@ -51,7 +51,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .activations import Activation, activation as lookup_activation
+from .activations import Activation
+from .activations import activation as lookup_activation
 from .architecture import Architecture, Network, require_network
 from .diagnostics import affine_rank
 from .linalg import numerical_rank

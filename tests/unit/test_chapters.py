@@ -300,7 +300,7 @@ def test_parameter_parse(annotation: str, text: str, expected: object) -> None:
     [("int", "abc"), ("int", "1.5"), ("float", "one"), ("bool", "maybe"), ("list[int]", "1,x")],
 )
 def test_parameter_parse_rejects_mistyped_values(annotation: str, text: str) -> None:
-    with pytest.raises(ValueError, match=f"parameter 'x' must be of type .*could not parse"):
+    with pytest.raises(ValueError, match="parameter 'x' must be of type .*could not parse"):
         Parameter("x", annotation, None, "").parse(text)
 
 

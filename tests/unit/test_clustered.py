@@ -53,16 +53,16 @@ def test_each_layer_is_one_truncation_step(Q):
         geo = zl.cluster_geometry(data.X, data.labels)
         net = zl.clustered_minimizer(data.X, data.labels, data.label_vectors)
         hidden = net.hidden(data.X)
-        for l, (W_cum, b_cum) in enumerate(_cumulative(net)):
-            off = W_cum - np.outer(np.ones(Q), geo.normals[l])  # must be eta_l I
+        for ell, (W_cum, b_cum) in enumerate(_cumulative(net)):
+            off = W_cum - np.outer(np.ones(Q), geo.normals[ell])  # must be eta_l I
             eta = off[0, 0]
             assert eta > 0
             assert np.allclose(off, eta * np.eye(Q), rtol=0, atol=1e-8 * eta)
-            assert np.allclose(-np.linalg.solve(W_cum, b_cum), geo.apexes[l], rtol=0, atol=1e-8)
-            ours = data.labels == l
-            assert np.all(hidden[l][ours] == 0.0)  # every unit of layer l is off for class l ...
-            assert np.all(hidden[l][~ours] > 0.0)  # ... and on for every other sample
-            for later in hidden[l:]:  # so class l carries one hidden vector from layer l on
+            assert np.allclose(-np.linalg.solve(W_cum, b_cum), geo.apexes[ell], rtol=0, atol=1e-8)
+            ours = data.labels == ell
+            assert np.all(hidden[ell][ours] == 0.0)  # every unit of layer ell is off for class ell ...
+            assert np.all(hidden[ell][~ours] > 0.0)  # ... and on for every other sample
+            for later in hidden[ell:]:  # so class ell carries one hidden vector from layer ell on
                 assert np.all(later[ours] == later[ours][0])
         assert max(np.linalg.cond(W) for W in net.weights[:-1]) < LAYER_COND
 

@@ -22,9 +22,7 @@ import tokenize
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # nbformat is imported where it is used: `zlnotes sweep` needs no Jupyter stack
     from nbformat import NotebookNode
