@@ -14,7 +14,7 @@ row-major, of length ``K = Σ_ℓ M_ℓ (M_{ℓ−1} + 1)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -74,7 +74,7 @@ class Architecture:
         if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
             hidden = (hidden,)
         try:
-            widths = tuple(hidden)
+            widths = tuple(cast(Sequence[int], hidden))  # a bool was turned away above
         except TypeError:
             raise ValueError(f"hidden must be a sequence of widths; got {hidden!r}") from None
         widths = tuple(positive_int(f"hidden[{i}]", w) for i, w in enumerate(widths))

@@ -183,7 +183,7 @@ def _pullback(X: Array, Y: Array, depth: int, width: int, sigma: Activation, gen
 def _exact_solve(A: Array, B: Array) -> Array:
     """The minimal-norm solution of ``A Θ = B`` for ``A`` of full row rank, with one step of
     iterative refinement (exact up to rounding)."""
-    theta = np.linalg.lstsq(A, B, rcond=None)[0]
+    theta: Array = np.asarray(np.linalg.lstsq(A, B, rcond=None)[0], dtype=np.float64)
     theta += np.linalg.lstsq(A, B - A @ theta, rcond=None)[0]
     return theta
 

@@ -151,8 +151,9 @@ def stationarity_report(net: Network, X: ArrayLike, Y: ArrayLike) -> Stationarit
     True
     """
     net = _network(net)
-    X, Y = _data(net, X, Y)
-    assert Y is not None
+    X_, Y_ = _data(net, X, Y)
+    assert Y_ is not None
+    X, Y = X_, Y_
     D = jacobian(net, X)
     U, s, _ = np.linalg.svd(D)  # full U: its last QN - rank columns span the null space of Dᵀ
     rank = 0 if s[0] == 0.0 else int(np.count_nonzero(s > max(D.shape) * EPS * s[0]))

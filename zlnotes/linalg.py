@@ -102,7 +102,7 @@ def singular_values(A: ArrayLike) -> Array:
     numpy.ndarray, shape (min(m, n),)
         The singular values in decreasing order (LAPACK's SVD, without the singular vectors).
     """
-    return np.linalg.svd(as_matrix("A", A), compute_uv=False)
+    return np.asarray(np.linalg.svd(as_matrix("A", A), compute_uv=False), dtype=np.float64)
 
 
 def default_rtol(shape: tuple[int, int]) -> float:

@@ -29,7 +29,7 @@ PolishStatus = Literal["grad_tol", "target_cost", "escaped", "stopped"]
 
 
 def _max_param(value: object) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not value > 0:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not float(value) > 0:
         raise ValueError(f"max_param must be a real number in (0, inf]; got {value!r}")
     return float(value)
 
@@ -345,9 +345,9 @@ def _newton_polish(
             predicted = float(np.sum(gv * gv / a) - 0.5 * np.sum(lam * (gv / a) ** 2))
             c_new, g_new = fun(Z + p)
             if predicted > 64 * eps * abs(c):  # a decrease the cost can resolve: demand part of it
-                ok = c_new <= c - 1e-4 * predicted
+                ok = bool(c_new <= c - 1e-4 * predicted)
             else:  # below rounding: keep the cost, halve the gradient
-                ok = c_new <= c + 64 * eps * abs(c) and np.linalg.norm(g_new) <= 0.5 * gn
+                ok = bool(c_new <= c + 64 * eps * abs(c) and np.linalg.norm(g_new) <= 0.5 * gn)
             if np.isfinite(c_new) and ok:
                 Z, c, g = Z + p, c_new, g_new
                 mu_rel = max(mu_rel / 10, DAMPING_FLOOR)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -66,7 +66,7 @@ def _ntk_schedule(record: int | Sequence[int] | None, steps: int) -> set[int]:
         every = positive_int("record", record)
         return set(range(0, steps + 1, every))
     try:
-        chosen = {nonnegative_int("record[i]", k) for k in record}
+        chosen = {nonnegative_int("record[i]", k) for k in cast(Sequence[int], record)}
     except TypeError:
         raise ValueError(f"record must be an int >= 1 (every k steps), a sequence of steps, or None; got {record!r}") from None
     if chosen and max(chosen) > steps:

@@ -89,7 +89,7 @@ def _rendered_dom(path: Path, query: str = "") -> str:
     with tempfile.TemporaryDirectory() as profile:
         result = subprocess.run(
             [
-                CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
                 f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--dump-dom", path.as_uri() + query,
             ],

@@ -128,7 +128,7 @@ def test_get_experiment_lists_the_known_names(monkeypatch: pytest.MonkeyPatch) -
 def test_the_engine_takes_an_experiment_not_a_name(tmp_path: Path) -> None:
     """The sweep engine never looks an experiment up by name: that is the book's registry's job."""
     with pytest.raises(TypeError, match="experiment must be a zlnotes.sweep.Experiment; got str"):
-        run_sweep("sweep_fixtures:FAST", "tiny", tmp_path / "out", workers=1)
+        run_sweep("sweep_fixtures:FAST", "tiny", tmp_path / "out", workers=1)  # type: ignore[arg-type]
     assert not (tmp_path / "out").exists()
 
 

@@ -301,7 +301,7 @@ def parse_parameters(source: str) -> list[Parameter]:
             default = ast.literal_eval(node.value)
         except ValueError:
             raise ValueError(f"{where}: the default must be a Python literal") from None
-        param = Parameter(node.target.id, ast.unparse(node.annotation), default, comments.get(node.end_lineno, ""))
+        param = Parameter(node.target.id, ast.unparse(node.annotation), default, comments.get(node.end_lineno or node.lineno, ""))
         if not param.accepts(default):
             raise ValueError(f"{where}: the default {default!r} is not of type {param.type}")
         if any(p.name == param.name for p in params):

@@ -174,10 +174,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _NeverRaised(Exception):
-    """Stands in for the Jupyter exceptions where the Jupyter stack is not installed."""
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``zlnotes`` command.
 
@@ -193,11 +189,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         unchanged, and later chapters are not run) or a sweep failed or holds error
         records, 2 on bad arguments.
     """
+    papermill_failed: tuple[type[Exception], ...] = ()
+    chapter_failed: tuple[type[Exception], ...] = ()
     try:  # the Jupyter stack is needed by the chapter commands only, not by `zlnotes sweep`
         from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
         from papermill.exceptions import PapermillExecutionError
+
+        papermill_failed = (PapermillExecutionError,)
+        chapter_failed = (CellExecutionError, CellTimeoutError, DeadKernelError)
     except ImportError:
-        CellExecutionError = CellTimeoutError = DeadKernelError = PapermillExecutionError = _NeverRaised
+        pass
 
     parser = _parser()
     args = parser.parse_args(argv)
@@ -205,10 +206,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except ValueError as exc:
         parser.error(str(exc))  # exits with status 2
-    except PapermillExecutionError as exc:
-        print(f"the chapter failed at cell {exc.cell_index}: {exc.ename}: {exc.evalue}\nsee {args.out}", file=sys.stderr)
+    except papermill_failed as exc:
+        where = f"cell {getattr(exc, 'cell_index', '?')}: {getattr(exc, 'ename', '')}: {getattr(exc, 'evalue', '')}"
+        print(f"the chapter failed at {where}\nsee {args.out}", file=sys.stderr)
         return 1
-    except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
+    except chapter_failed as exc:
         print(f"failed; the notebook was left unchanged\n{exc}", file=sys.stderr)
         return 1
 

@@ -221,13 +221,13 @@ def widths_for_ratios(
         return Architecture(input_dim, (h,) * depth, output_dim, "relu").num_params
 
     widths: list[int] = []
-    for r in ratios:
+    for ratio in r:
         lo, hi = 1, 1
-        while K(hi) < r * QN:  # K grows with h: double, then bisect
+        while K(hi) < ratio * QN:  # K grows with h: double, then bisect
             lo, hi = hi, 2 * hi
         while lo < hi:
             mid = (lo + hi) // 2
-            lo, hi = (mid + 1, hi) if K(mid) < r * QN else (lo, mid)
+            lo, hi = (mid + 1, hi) if K(mid) < ratio * QN else (lo, mid)
         if not widths or lo > widths[-1]:
             widths.append(lo)
     return widths
@@ -241,7 +241,7 @@ def _dichotomy_grid(
     for data, family in DATA_FAMILIES.items():
         for depth in depths:
             dims = (family["input_dim"], family["output_dim"], family["n_samples"])
-            for width in widths_for_ratios(depth, *dims, ratios):
+            for width in widths_for_ratios(depth, *dims, list(ratios)):
                 for seed in seeds:
                     grid.append(
                         {"data": data, **family, "depth": depth, "width": width, "activation": "relu",

@@ -93,7 +93,8 @@ def _parse(data: bytes, path: Path) -> tuple[list[dict[str, Any]], int]:
     alone: ``ValueError``.
     """
     good = data.rfind(b"\n") + 1
-    records, seen = [], {}
+    records: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
     for number, line in enumerate(data[:good].splitlines(), start=1):
         if not line.strip():
             continue

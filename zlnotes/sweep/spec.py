@@ -138,7 +138,8 @@ class Experiment:
                 f"preset {preset!r} is not defined for experiment {self.name!r}; valid presets: {', '.join(self.presets)}"
             )
         self._check_grid(preset, self.presets[preset])  # the mapping may have changed since
-        points, seen = [], {}
+        points: list[dict[str, Any]] = []
+        seen: dict[str, int] = {}
         for i, params in enumerate(self.presets[preset]):
             try:
                 point = _normalise_params(params)
