@@ -42,12 +42,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-from numpy.typing import NDArray
 from scipy.special import expit
+
+from .typing import Array
 
 __all__ = ["Activation", "activation", "ACTIVATIONS", "LEAKY_RELU_SLOPE", "SMOOTH_RELU_WIDTH", "SOFTPLUS_SHARPNESS"]
 
-Array = NDArray[np.float64]
 ScalarMap = Callable[[Array], Array]
 
 LEAKY_RELU_SLOPE = 0.01

@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from typing import Sequence, cast
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from .activations import Activation
 from .activations import activation as lookup_activation
+from .typing import Array
 from .validation import as_generator, as_matrix, as_vector, positive_int, real_scalar
 
 __all__ = ["Architecture", "Network", "require_network"]
 
-Array = NDArray[np.float64]
 
 
 @dataclass(frozen=True, init=False)

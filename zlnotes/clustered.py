@@ -24,11 +24,11 @@ from numpy.typing import ArrayLike, NDArray
 
 from .architecture import Architecture, Network
 from .data import Dataset
+from .typing import Array
 from .validation import as_generator, as_matrix, positive_int
 
 __all__ = ["ClusterGeometry", "cluster_geometry", "clustered_data", "clustered_minimizer"]
 
-Array = NDArray[np.float64]
 
 
 def clustered_data(

@@ -49,18 +49,18 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from .activations import Activation
 from .activations import activation as lookup_activation
 from .architecture import Architecture, Network, require_network
 from .diagnostics import affine_rank
 from .linalg import numerical_rank
+from .typing import Array
 from .validation import as_generator, as_matrix, nonnegative_int, positive_int
 
 __all__ = ["zero_loss_minimizer", "embed_network", "diffeomorphism_box", "SHIFT_MARGIN", "PULLBACK_FILL"]
 
-Array = NDArray[np.float64]
 
 SHIFT_MARGIN = 1.0
 """How far inside the invertible sector the shift puts the smallest pre-activation."""

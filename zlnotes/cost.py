@@ -7,15 +7,15 @@ In output space ``∇_x C = (x − y_ω)/N`` (sample-major, length QN); in param
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from .activations import derivative_into, value_into
 from .architecture import Architecture, Network, require_network
+from .typing import Array
 from .validation import as_matrix, as_vector
 
 __all__ = ["CostFunction", "cost", "output_gradient", "cost_and_gradient", "cost_gradient"]
 
-Array = NDArray[np.float64]
 
 
 def _residual(net: Network, X: ArrayLike, Y: ArrayLike) -> Array:

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from .typing import Array
 from .validation import as_generator, positive_int
 
 __all__ = ["Dataset", "generic_data"]
 
-Array = NDArray[np.float64]
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,13 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from .architecture import Network
 from .cost import cost, cost_gradient, output_gradient
 from .jacobian import jacobian, ntk
 from .linalg import EPS, RangeProjector, numerical_rank
+from .typing import Array
 from .validation import as_matrix
 
 __all__ = [
@@ -47,7 +48,6 @@ __all__ = [
     "step_size",
 ]
 
-Array = NDArray[np.float64]
 
 
 def _positive_real(name: str, value: object) -> float:

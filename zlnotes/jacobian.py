@@ -35,15 +35,15 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from .activations import derivative_into
 from .architecture import Network, require_network
 from .linalg import _check_rtol, default_rtol, gram_rtol, numerical_rank, rank_from_gram_eigenvalues
+from .typing import Array
 
 __all__ = ["backprop_factors", "jacobian", "ntk", "jacobian_rank"]
 
-Array = NDArray[np.float64]
 
 NTK_BLOCK_ROWS = 256
 """Rows of ``D Dᵀ`` that :func:`ntk` computes per block: a block of ``256 × N·Q`` doubles

@@ -43,8 +43,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
+from .typing import Array
 from .validation import as_matrix
 
 __all__ = [
@@ -60,7 +61,6 @@ __all__ = [
     "range_projector",
 ]
 
-Array = NDArray[np.float64]
 
 EPS = float(np.finfo(np.float64).eps)
 """Machine epsilon of float64, 2.22e-16."""

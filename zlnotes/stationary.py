@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from .architecture import Architecture, Network, require_network
 from .cost import CostFunction
 from .symmetry import _balance
 from .training import History, gradient_descent
+from .typing import Array
 from .validation import as_matrix, nonnegative_int, positive_int, real_scalar
 
 __all__ = ["DAMPING_FLOOR", "FD_STEP", "LbfgsReport", "StationaryPoint", "lbfgs_polish", "stationary_point"]
 
-Array = NDArray[np.float64]
 PolishStatus = Literal["grad_tol", "target_cost", "escaped", "stopped"]
 
 

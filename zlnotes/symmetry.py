@@ -10,13 +10,12 @@ functions, along which the cost is flat and the Hessian singular.
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
 
 from .architecture import Architecture, Network, require_network
+from .typing import Array
 
 __all__ = ["balance"]
 
-Array = NDArray[np.float64]
 
 
 def _balance(arch: Architecture, Z: Array) -> Array:

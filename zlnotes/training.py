@@ -17,11 +17,11 @@ from .architecture import Network, require_network
 from .cost import CostFunction
 from .jacobian import ntk
 from .linalg import gram_rtol, rank_from_gram_eigenvalues
+from .typing import Array
 from .validation import as_matrix, nonnegative_int, positive_int, real_scalar
 
 __all__ = ["History", "gradient_descent"]
 
-Array = NDArray[np.float64]
 Status = Literal["max_steps", "target_reached", "diverged"]
 
 
