@@ -5,8 +5,8 @@ of the left branch (``relu'(0) = 0``, ``leaky_relu'(0) = slope``); the results i
 never evaluate a derivative exactly at a kink except on purpose.
 
 - ``relu``: σ(x) = max(x, 0), σ'(x) = 1[x > 0], inverse on (0, ∞).
-- ``leaky_relu``: σ(x) = x for x > 0 and slope·x otherwise (slope 0.01), σ' = 1 or slope,
-  inverse on ℝ.
+- ``leaky_relu``: σ(x) = x for x > 0 and a·x otherwise, with ``0 < a < 1`` its ``slope``
+  (default 0.01); σ' = 1 or a, inverse on ℝ.
 - ``softplus``: σ(x) = log(1 + e^{βx})/β, σ'(x) = 1/(1 + e^{−βx}), inverse on (0, ∞);
   β is its ``sharpness`` (default 1: σ(x) = log(1 + eˣ)).
 - ``tanh``: σ(x) = tanh x, σ'(x) = 1 − tanh² x, inverse on (−1, 1).
@@ -18,7 +18,11 @@ What the rest of the package needs to know about an activation is an attribute o
 :class:`Activation`, not a list of names: ``positive_sector`` (Theorem 2.2's hypothesis),
 ``positively_homogeneous`` (the rescaling symmetry of :mod:`zlnotes.symmetry`), ``he_gain``
 (the default initialisation of :meth:`zlnotes.Network.init`) and ``sector_start`` (where the
-shift construction of :func:`zlnotes.zero_loss_minimizer` puts the pre-activations).
+shift construction of :func:`zlnotes.zero_loss_minimizer` puts the pre-activations); derived
+from those, ``kinked`` (a kink at 0, :func:`zlnotes.classify_stationary`) and
+``identity_on_range`` (:func:`zlnotes.embed_network`). Two activations are equal when their
+definitions are: the same name *and* the same parameters (``params``), so a ``leaky_relu`` of
+another slope or a ``softplus`` of another sharpness is another function.
 
 Two mollified ReLUs, with different roles in Section 4.5 of Chen & Moore (2025),
 references.bib key ``chen2025zeroloss``:
@@ -44,6 +48,7 @@ from typing import Callable
 import numpy as np
 from scipy.special import expit
 
+from ._validation import choice, real_scalar
 from .typing import Array
 
 __all__ = ["Activation", "activation", "ACTIVATIONS", "LEAKY_RELU_SLOPE", "SMOOTH_RELU_WIDTH", "SOFTPLUS_SHARPNESS"]
@@ -51,7 +56,7 @@ __all__ = ["Activation", "activation", "ACTIVATIONS", "LEAKY_RELU_SLOPE", "SMOOT
 ScalarMap = Callable[[Array], Array]
 
 LEAKY_RELU_SLOPE = 0.01
-"""Slope of ``leaky_relu`` on the negative half-line."""
+"""Default slope ``a`` of ``leaky_relu`` on the negative half-line."""
 
 SMOOTH_RELU_WIDTH = 1.0
 """Default half-width ``w`` of the interval over which ``smooth_relu`` is mollified."""
@@ -79,7 +84,10 @@ class Activation:
         ``(0, ∞)`` onto its image there.
     params
         Extra parameters as ``(name, value)`` pairs: ``(("width", w),)`` for ``smooth_relu``,
-        ``(("sharpness", β),)`` for ``softplus``, empty for the others.
+        ``(("sharpness", β),)`` for ``softplus``, ``(("slope", a),)`` for ``leaky_relu``, empty
+        for the others. Equality compares the name and ``params`` (and the facts below), not
+        the function objects: ``activation("leaky_relu", slope=0.1)`` differs from the
+        default ``leaky_relu``.
     positively_homogeneous
         ``True`` when ``σ(cx) = c σ(x)`` for every ``c > 0`` (``relu``, ``leaky_relu``,
         ``identity``): scaling a hidden unit's incoming weights and bias by ``c`` and its
@@ -104,6 +112,10 @@ class Activation:
     (2.0, 1.0)
     >>> relu.sector_start, sr.sector_start
     (0.0, 0.5)
+    >>> zl.activation("leaky_relu", slope=0.1) == zl.activation("leaky_relu")
+    False
+    >>> zl.activation("softplus", sharpness=1.0) == zl.activation("softplus")
+    True
     """
 
     name: str
@@ -120,6 +132,27 @@ class Activation:
     def __call__(self, x: Array) -> Array:
         return self.value(x)
 
+    @property
+    def kinked(self) -> bool:
+        """``True`` when σ is positively homogeneous with a kink at 0 (``relu``,
+        ``leaky_relu``): σ'(−1) ≠ σ'(1). The identity is positively homogeneous without one."""
+        if not self.positively_homogeneous:
+            return False
+        left, right = self.derivative(np.array([-1.0, 1.0]))
+        return bool(left != right)
+
+    @property
+    def identity_on_range(self) -> bool:
+        """``True`` when σ(σ(x)) = σ(x) for every x: σ is the identity on its own range
+        (``relu``, on ``[0, ∞)``; ``identity``), so a layer ``W = I``, ``b = 0`` passes on a
+        hidden layer's activations unchanged. Decided for positively homogeneous σ, which is
+        ``x ↦ a x`` for ``x > 0`` and ``b x`` for ``x < 0``: idempotent exactly when ``a = 1``
+        and ``b ∈ {0, 1}``; ``False`` for every other σ (none of them is idempotent)."""
+        if not self.positively_homogeneous:
+            return False
+        left, right = (float(v) for v in self.derivative(np.array([-1.0, 1.0])))
+        return right == 1.0 and left in (0.0, 1.0)
+
 
 def _relu(x: Array) -> Array:
     return np.maximum(x, 0.0)
@@ -129,16 +162,19 @@ def _relu_prime(x: Array) -> Array:
     return (x > 0).astype(np.float64)
 
 
-def _leaky(x: Array) -> Array:
-    return np.where(x > 0, x, LEAKY_RELU_SLOPE * x)
+def _leaky(slope: float) -> tuple[ScalarMap, ScalarMap, ScalarMap]:
+    a = float(slope)
 
+    def value(x: Array) -> Array:
+        return np.where(x > 0, x, a * x)
 
-def _leaky_prime(x: Array) -> Array:
-    return np.where(x > 0, 1.0, LEAKY_RELU_SLOPE)
+    def derivative(x: Array) -> Array:
+        return np.where(x > 0, 1.0, a)
 
+    def inverse(y: Array) -> Array:
+        return np.where(y > 0, y, y / a)
 
-def _leaky_inverse(y: Array) -> Array:
-    return np.where(y > 0, y, y / LEAKY_RELU_SLOPE)
+    return value, derivative, inverse
 
 
 def _softplus(x: Array) -> Array:
@@ -233,14 +269,15 @@ _INF = float("inf")
 _HE_GAIN = float(np.sqrt(2.0))  # the same bits as np.sqrt(2.0)
 
 
-def _build(name: str, width: float, sharpness: float) -> Activation:
+def _build(name: str, width: float, sharpness: float, slope: float) -> Activation:
     if name == "relu":
         return Activation(
             "relu", _relu, _relu_prime, _identity, (0.0, _INF), True, positively_homogeneous=True, he_gain=_HE_GAIN
         )
     if name == "leaky_relu":
+        value, derivative, inverse = _leaky(slope)
         return Activation(
-            "leaky_relu", _leaky, _leaky_prime, _leaky_inverse, (-_INF, _INF), True,
+            "leaky_relu", value, derivative, inverse, (-_INF, _INF), True, (("slope", float(slope)),),
             positively_homogeneous=True, he_gain=_HE_GAIN,
         )
     if name == "softplus":
@@ -266,15 +303,12 @@ ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "softplus", "tanh", "smoot
 """Names accepted by :func:`activation`."""
 
 
-def _positive_number(label: str, value: object) -> None:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
-        np.isfinite(value) and value > 0
-    ):
-        raise ValueError(f"{label} must be a finite number > 0; got {value!r}")
-
-
 def activation(
-    name: str | Activation, *, width: float = SMOOTH_RELU_WIDTH, sharpness: float = SOFTPLUS_SHARPNESS
+    name: str | Activation,
+    *,
+    width: float = SMOOTH_RELU_WIDTH,
+    sharpness: float = SOFTPLUS_SHARPNESS,
+    slope: float = LEAKY_RELU_SLOPE,
 ) -> Activation:
     """Look up an activation by name.
 
@@ -291,6 +325,9 @@ def activation(
         As β grows σ tends to ReLU (``0 < σ(x) − max(x, 0) ≤ log(2)/β``) while σ' stays
         positive everywhere: the strictly increasing mollified ReLU of Remark 1 in
         Chen & Moore (2025) (references.bib key ``chen2025zeroloss``).
+    slope
+        ``a`` of ``leaky_relu``, σ(x) = a·x for x ≤ 0, with ``0 < a < 1`` (ignored by the
+        others); default :data:`LEAKY_RELU_SLOPE`. (neural-tangents' ``LeakyRelu(alpha)``.)
 
     Returns
     -------
@@ -298,8 +335,12 @@ def activation(
 
     Raises
     ------
+    TypeError
+        If ``name`` is neither a string nor an :class:`Activation`, or ``width``,
+        ``sharpness`` or ``slope`` is not a real number (a bool is not).
     ValueError
-        For an unknown name, or a ``width`` or ``sharpness`` that is not a finite number > 0.
+        For an unknown name, a ``width`` or ``sharpness`` that is not a finite number > 0, or
+        a ``slope`` outside ``(0, 1)``.
 
     Examples
     --------
@@ -313,11 +354,13 @@ def activation(
     True
     >>> np.round(sp4.value(np.array([-1.0, 0.0, 1.0])), 4)  # ReLU plus at most log(2)/4
     array([0.0045, 0.1733, 1.0045])
+    >>> zl.activation("leaky_relu", slope=0.2)(np.array([-1.0, 2.0]))
+    array([-0.2,  2. ])
     """
     if isinstance(name, Activation):
         return name
-    if not isinstance(name, str) or name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {name!r}")
-    _positive_number("width of smooth_relu", width)
-    _positive_number("sharpness of softplus", sharpness)
-    return _build(name, width, sharpness)
+    name = choice("activation", name, ACTIVATIONS)
+    width = real_scalar("width (of smooth_relu)", width, lo=0.0, lo_open=True)
+    sharpness = real_scalar("sharpness (of softplus)", sharpness, lo=0.0, lo_open=True)
+    slope = real_scalar("slope (of leaky_relu)", slope, lo=0.0, lo_open=True, hi=1.0, hi_open=True)
+    return _build(name, width, sharpness, slope)

@@ -19,10 +19,10 @@ from typing import Sequence, cast
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._validation import as_generator, as_matrix, as_vector, instance, positive_int, real_scalar
 from .activations import Activation
 from .activations import activation as lookup_activation
 from .typing import Array
-from .validation import as_generator, as_matrix, as_vector, positive_int, real_scalar
 
 __all__ = ["Architecture", "Network", "require_network"]
 
@@ -73,10 +73,14 @@ class Architecture:
         output_dim = positive_int("output_dim", output_dim)
         if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
             hidden = (hidden,)
+        if isinstance(hidden, (str, bytes)):
+            raise TypeError(f"hidden must be an integer width or a sequence of widths; got {hidden!r}")
         try:
-            widths = tuple(cast(Sequence[int], hidden))  # a bool was turned away above
+            widths = tuple(cast(Sequence[int], hidden))
         except TypeError:
-            raise ValueError(f"hidden must be a sequence of widths; got {hidden!r}") from None
+            raise TypeError(
+                f"hidden must be an integer width or a sequence of widths; got {type(hidden).__name__} {hidden!r}"
+            ) from None
         widths = tuple(positive_int(f"hidden[{i}]", w) for i, w in enumerate(widths))
         sigma = lookup_activation(activation)
         object.__setattr__(self, "input_dim", input_dim)
@@ -137,8 +141,10 @@ class Network:
     __slots__ = ("arch", "weights", "biases")
 
     def __init__(self, arch: Architecture, weights: Sequence[ArrayLike], biases: Sequence[ArrayLike]) -> None:
-        if not isinstance(arch, Architecture):
-            raise ValueError(f"arch must be an Architecture; got {type(arch).__name__}")
+        instance("arch", arch, Architecture, "a zlnotes.Architecture")
+        for label, seq in (("weights", weights), ("biases", biases)):
+            if isinstance(seq, (str, bytes)) or not hasattr(seq, "__len__") or not hasattr(seq, "__iter__"):
+                raise TypeError(f"{label} must be a list or tuple of arrays, one per layer; got {type(seq).__name__}")
         shapes = arch.layer_shapes
         if len(weights) != len(shapes) or len(biases) != len(shapes):
             raise ValueError(
@@ -187,8 +193,7 @@ class Network:
         bias_std
             Standard deviation of the biases (≥ 0).
         """
-        if not isinstance(arch, Architecture):
-            raise ValueError(f"arch must be an Architecture; got {type(arch).__name__}")
+        instance("arch", arch, Architecture, "a zlnotes.Architecture")
         gen = as_generator(rng)
         if weight_gain is None:
             weight_gain = arch.sigma.he_gain
@@ -216,8 +221,7 @@ class Network:
         Network
             A network holding copies of the blocks of ``Z``.
         """
-        if not isinstance(arch, Architecture):
-            raise ValueError(f"arch must be an Architecture; got {type(arch).__name__}")
+        instance("arch", arch, Architecture, "a zlnotes.Architecture")
         Z = as_vector("Z (flat parameters)", Z, length=arch.num_params)
         weights, biases = [], []
         for (out, inp), (ws, bs) in zip(arch.layer_shapes, arch.param_offsets()):
@@ -282,7 +286,5 @@ class Network:
         return self.output_layer(self.pre_and_post_activations(X)[1][-1])
 
 def require_network(net: object, name: str = "net") -> Network:
-    """Return ``net`` if it is a :class:`Network`, else raise ``ValueError`` naming ``name``."""
-    if not isinstance(net, Network):
-        raise ValueError(f"{name} must be a zlnotes.Network; got {type(net).__name__}")
-    return net
+    """Return ``net`` if it is a :class:`Network`, else raise ``TypeError`` naming ``name``."""
+    return instance(name, net, Network, "a zlnotes.Network")

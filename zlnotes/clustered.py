@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._validation import as_generator, as_matrix, boolean, positive_int, real_scalar
 from .architecture import Architecture, Network
 from .data import Dataset
 from .typing import Array
-from .validation import as_generator, as_matrix, positive_int
 
 __all__ = ["ClusterGeometry", "cluster_geometry", "clustered_data", "clustered_minimizer"]
 
@@ -72,10 +72,8 @@ def clustered_data(
     Q = C if output_dim is None else positive_int("output_dim", output_dim)
     if C > M + 1:
         raise ValueError(f"n_classes must be <= input_dim + 1 = {M + 1} (affinely independent means); got {C}")
-    if not (np.isfinite(radius) and radius >= 0):
-        raise ValueError(f"radius must be a finite number >= 0; got {radius!r}")
-    if not (np.isfinite(separation) and separation > 0):
-        raise ValueError(f"separation must be a finite number > 0; got {separation!r}")
+    radius = real_scalar("radius", radius, lo=0.0)
+    separation = real_scalar("separation", separation, lo=0.0, lo_open=True)
     gen = as_generator(rng)
     means = gen.standard_normal((C, M)) * separation
     directions = gen.standard_normal((C * n, M))
@@ -124,12 +122,21 @@ class ClusterGeometry:
 
 
 def _check_labels(X: Array, labels: ArrayLike) -> tuple[NDArray[np.int64], int]:
-    lab = np.asarray(labels)
-    if lab.shape != (X.shape[0],) or not np.issubdtype(lab.dtype, np.integer):
-        raise ValueError(f"labels must be an integer array of shape ({X.shape[0]},) (one class per sample); got {lab.dtype} {lab.shape}")
+    if labels is None or isinstance(labels, (str, bytes)):
+        raise TypeError(f"labels must be an integer array (one class per sample); got {type(labels).__name__}")
+    try:
+        lab = np.asarray(labels)
+    except ValueError as exc:  # ragged nested sequences
+        raise ValueError(f"labels must be a 1-D integer array; {exc}") from None
+    if not np.issubdtype(lab.dtype, np.integer):
+        raise TypeError(f"labels must be an integer array (one class per sample); got dtype {lab.dtype}")
+    if lab.shape != (X.shape[0],):
+        raise ValueError(f"labels must have shape ({X.shape[0]},) (one class per sample); got shape {lab.shape}")
     C = int(lab.max()) + 1 if lab.size else 0
     if lab.min() < 0 or np.any(np.bincount(lab, minlength=C) == 0):
-        raise ValueError(f"labels must use every class 0..C-1 at least once (C = {C}); got classes {sorted(set(lab.tolist()))}")
+        raise ValueError(
+            f"labels must use every class 0..C-1 at least once (C = {C}); got classes {sorted(set(lab.tolist()))}"
+        )
     return lab.astype(np.int64), C
 
 
@@ -232,6 +239,7 @@ def clustered_minimizer(
     """
     X = as_matrix("X", X)
     N, M = X.shape
+    strict = boolean("strict", strict)
     geo = cluster_geometry(X, labels)
     lab = np.asarray(labels, dtype=np.int64)
     C = geo.means.shape[0]

@@ -51,13 +51,13 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._validation import as_generator, as_matrix, choice, instance, nonnegative_int, positive_int
 from .activations import Activation
 from .activations import activation as lookup_activation
 from .architecture import Architecture, Network, require_network
 from .diagnostics import affine_rank
 from .linalg import numerical_rank
 from .typing import Array
-from .validation import as_generator, as_matrix, nonnegative_int, positive_int
 
 __all__ = ["zero_loss_minimizer", "embed_network", "diffeomorphism_box", "SHIFT_MARGIN", "PULLBACK_FILL"]
 
@@ -255,13 +255,16 @@ def zero_loss_minimizer(
     Q = Y.shape[1]
     depth = nonnegative_int("depth", depth)
     width = positive_int("width", width)
+    gen = as_generator(rng) if rng is not None else None
     sigma = lookup_activation(activation)
-    if method not in ("auto", "pullback", "shift", "box"):
-        raise ValueError(f"method must be 'auto', 'pullback', 'shift' or 'box'; got {method!r}")
+    method = choice("method", method, ("auto", "pullback", "shift", "box"))  # type: ignore[assignment]
     if method == "auto":
         method = "shift" if sigma.positive_sector else "pullback"
     if method == "shift" and not sigma.positive_sector:
-        raise ValueError(f"method='shift' needs a ReLU-like activation (relu, leaky_relu, softplus, smooth_relu); got {sigma.name!r}")
+        raise ValueError(
+            "method='shift' needs a ReLU-like activation (relu, leaky_relu, softplus, smooth_relu); "
+            f"got {sigma.name!r}"
+        )
     if depth > 0 and method == "pullback" and width < Q:
         raise ValueError(
             f"width: the pullback construction needs width >= Q = {Q}, because the targets are "
@@ -280,7 +283,6 @@ def zero_loss_minimizer(
             f"X: the construction needs affinely independent samples, rank [X 1] = N = {N}; got rank {rank}"
             + (f" (impossible with N > input_dim + 1 = {M + 1})" if N > M + 1 else "")
         )
-    gen = as_generator(rng) if rng is not None else None
     arch = Architecture(M, (width,) * depth, Q, sigma)
     if depth > 0 and method == "pullback":
         return Network(arch, *_pullback(X, Y, depth, width, sigma, gen))
@@ -328,52 +330,77 @@ def zero_loss_minimizer(
     return Network(arch, weights, biases)
 
 
+def _params(arch: Architecture) -> str:
+    """`` (slope=0.1)`` for an activation with parameters, else empty: for messages."""
+    params = arch.sigma.params
+    return f" ({', '.join(f'{k}={v:g}' for k, v in params)})" if params else ""
+
+
 def embed_network(net: Network, arch: Architecture) -> Network:
     """The same function as ``net``, written as a network of the wider and deeper ``arch``.
 
     Extra units of a layer get zero incoming and outgoing weights and zero bias; extra hidden
     layers are appended after the last one as identity layers ``W = I``, ``b = 0``. An
     identity layer reproduces its input only where σ is the identity on the values it sees,
-    so adding depth needs ``relu``: its hidden activations are ``≥ 0``, where σ(x) = x.
-    Widening works for every activation, because padded units send zero weights forward.
+    so adding depth needs a σ that is the identity on its own range
+    (:attr:`zlnotes.Activation.identity_on_range`: ``relu``, whose hidden activations are
+    ``≥ 0``, where σ(x) = x; and ``identity``). Widening works for every activation, because
+    padded units send zero weights forward.
 
     Parameters
     ----------
     net
         The network to embed.
     arch
-        Target architecture: same input and output dimension and activation, at least as
-        deep, and every hidden layer at least as wide as the widest hidden layer of ``net``
-        it has to carry.
+        Target architecture: same input and output dimension and the same activation (the
+        same function: equal name *and* parameters, so a ``leaky_relu`` of another slope or a
+        ``softplus`` of another sharpness is refused), at least as deep, and every hidden
+        layer at least as wide as the widest hidden layer of ``net`` it has to carry.
 
     Returns
     -------
     Network
-        A network of ``arch`` with ``embedded.forward(X) == net.forward(X)`` for every ``X``
-        (up to the rounding of the added zeros: exactly equal in floating point).
+        A network of ``arch`` with ``embedded.forward(X) = net.forward(X)`` for every ``X``,
+        exactly in real arithmetic; in floating point up to rounding, because BLAS may sum
+        the products of the padded matrices in another order.
 
     Raises
     ------
+    TypeError
+        If ``net`` is not a :class:`zlnotes.Network` or ``arch`` not a
+        :class:`zlnotes.Architecture`.
     ValueError
         If ``arch`` is narrower, shallower, has other input or output dimensions or
-        another activation, or adds depth to a non-ReLU network.
+        another activation, or adds depth to a network whose σ is not the identity on its
+        range.
+
+    Examples
+    --------
+    >>> import numpy as np, zlnotes as zl
+    >>> net = zl.Network.init(zl.Architecture(2, (3,), 1, "relu"), rng=0)
+    >>> big = zl.embed_network(net, zl.Architecture(2, (4, 4), 1, "relu"))
+    >>> X = np.random.default_rng(1).standard_normal((5, 2))
+    >>> bool(np.allclose(big.forward(X), net.forward(X), rtol=1e-14, atol=1e-14))
+    True
     """
     src = require_network(net).arch
-    if not isinstance(arch, Architecture):
-        raise ValueError(f"arch must be an Architecture; got {type(arch).__name__}")
+    instance("arch", arch, Architecture, "a zlnotes.Architecture")
     if (arch.input_dim, arch.output_dim) != (src.input_dim, src.output_dim):
         raise ValueError(
             f"arch: input and output dimensions must stay ({src.input_dim}, {src.output_dim}); "
             f"got ({arch.input_dim}, {arch.output_dim})"
         )
-    if arch.activation != src.activation:
-        raise ValueError(f"arch: activation must stay {src.activation!r}; got {arch.activation!r}")
+    if arch.sigma != src.sigma:  # the same function: name and parameters
+        raise ValueError(
+            f"arch: activation must stay {src.activation!r}{_params(src)}; got {arch.activation!r}{_params(arch)}"
+        )
     if arch.depth < src.depth:
         raise ValueError(f"arch: depth must be >= {src.depth} (the network's depth); got {arch.depth}")
-    if arch.depth > src.depth and (src.activation != "relu" or src.depth == 0):
+    if arch.depth > src.depth and (not src.sigma.identity_on_range or src.depth == 0):
         raise ValueError(
-            "arch: adding hidden layers needs a relu network with at least one hidden layer "
-            f"(identity layers pass on nonnegative values only); got {src.activation!r} with depth {src.depth}"
+            "arch: adding hidden layers needs at least one hidden layer and an activation that is the "
+            "identity on its range, such as relu (an identity layer must pass its input on unchanged); "
+            f"got {src.activation!r}{_params(src)} with depth {src.depth}"
         )
     carried = list(src.hidden) + [src.hidden[-1] if src.hidden else 0] * (arch.depth - src.depth)
     narrow = [ell + 1 for ell, (have, need) in enumerate(zip(arch.hidden, carried)) if have < need]

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._validation import as_matrix, as_vector, instance
 from .activations import derivative_into, value_into
 from .architecture import Architecture, Network, require_network
 from .typing import Array
-from .validation import as_matrix, as_vector
 
 __all__ = ["CostFunction", "cost", "output_gradient", "cost_and_gradient", "cost_gradient"]
 
@@ -66,10 +66,11 @@ def output_gradient(net: Network, X: ArrayLike, Y: ArrayLike) -> Array:
 
 def _check_out(out: object, K: int) -> None:
     if not isinstance(out, np.ndarray):
-        raise ValueError(f"out must be a numpy array of shape ({K},); got {type(out).__name__}")
+        raise TypeError(f"out must be a numpy array of shape ({K},); got {type(out).__name__}")
+    if out.dtype != np.float64:
+        raise TypeError(f"out must have dtype float64; got dtype {out.dtype}")
     for ok, rule, got in (
         (out.shape == (K,), f"have shape ({K},)", f"shape {out.shape}"),
-        (out.dtype == np.float64, "have dtype float64", f"dtype {out.dtype}"),
         (out.flags.c_contiguous, "be contiguous", f"strides {out.strides}"),
         (out.flags.writeable, "be writeable", "a read-only array"),
     ):
@@ -128,8 +129,7 @@ class CostFunction:
     __slots__ = ("arch", "X", "Y", "_pre", "_post", "_delta", "_scratch", "_offsets", "_shapes", "_K")
 
     def __init__(self, arch: Architecture, X: ArrayLike, Y: ArrayLike) -> None:
-        if not isinstance(arch, Architecture):
-            raise ValueError(f"arch must be an Architecture; got {type(arch).__name__}")
+        instance("arch", arch, Architecture, "a zlnotes.Architecture")
         # X is used as given, not copied: BLAS's result depends on the memory layout, and the
         # forward pass must match Network's (which multiplies X as given) to the bit
         X = as_matrix("X", X, cols=arch.input_dim, cols_label="input_dim")

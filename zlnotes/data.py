@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ._validation import as_generator, positive_int
 from .typing import Array
-from .validation import as_generator, positive_int
 
 __all__ = ["Dataset", "generic_data"]
 

@@ -21,18 +21,17 @@ rank (see :func:`classify_stationary`).
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._validation import as_matrix, instance, positive_int, real_scalar
 from .architecture import Network
 from .cost import cost, cost_gradient, output_gradient
 from .jacobian import jacobian, ntk
 from .linalg import EPS, RangeProjector, numerical_rank
 from .typing import Array
-from .validation import as_matrix
 
 __all__ = [
     "StationarityReport",
@@ -51,17 +50,11 @@ __all__ = [
 
 
 def _positive_real(name: str, value: object) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
-    if not (math.isfinite(float(value)) and float(value) > 0):
-        raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
-    return float(value)
+    return real_scalar(name, value, lo=0.0, lo_open=True)
 
 
 def _network(net: object) -> Network:
-    if not isinstance(net, Network):
-        raise TypeError(f"net must be a zlnotes.Network; got {type(net).__name__}")
-    return net
+    return instance("net", net, Network, "a zlnotes.Network")
 
 
 def _data(net: Network, X: ArrayLike, Y: ArrayLike | None = None) -> tuple[Array, Array | None]:
@@ -194,7 +187,8 @@ def classify_stationary(
        ``σ' < saturation_tol`` on every sample (``report.least_slope``), a unit that has become
        a step, which only parameters going to infinity produce. (For ReLU ``σ' = 0`` on every
        sample is a dead unit at finite parameters, not a limit.)
-    2. ``"kink"``: a ReLU-like activation (positively homogeneous and not the identity) with
+    2. ``"kink"``: an activation with a kink at 0 (:attr:`zlnotes.Activation.kinked`: relu,
+       leaky_relu) with
        ``report.kink_margin <= kink_tol``: a data point on a kink, where ``C`` is not
        differentiable.
     3. ``"certified"``: the run converged and ``range D`` is resolved,
@@ -210,8 +204,7 @@ def classify_stationary(
     kink_tol, saturation_tol, resolution_tol : float
         Positive thresholds.
     """
-    if not isinstance(report, StationarityReport):
-        raise TypeError(f"report must be a StationarityReport; got {type(report).__name__}")
+    instance("report", report, StationarityReport)
     for name, value in (("kink_tol", kink_tol), ("saturation_tol", saturation_tol), ("resolution_tol", resolution_tol)):
         _positive_real(name, value)
     try:
@@ -221,7 +214,7 @@ def classify_stationary(
     saturated = not sigma.positively_homogeneous and report.least_slope < saturation_tol
     if status == "escaped" or saturated:
         return "at infinity"
-    if sigma.positively_homogeneous and sigma.name != "identity" and report.kink_margin <= kink_tol:
+    if sigma.kinked and report.kink_margin <= kink_tol:
         return "kink"
     if converged and report.resolution >= resolution_tol:
         return "certified"
@@ -388,18 +381,32 @@ def significant(x: float, digits: int = 1) -> float:
 
     For printing quantities at the precision they support.
 
+    Parameters
+    ----------
+    x : float
+        A finite real number (not a bool).
+    digits : int
+        Significant digits, ``>= 1``.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not a real number or ``digits`` not an integer.
+    ValueError
+        If ``x`` is NaN or infinite, or ``digits < 1``.
+
     Examples
     --------
     >>> import zlnotes as zl
     >>> zl.significant(0.0123456, 2), zl.significant(98765.0)
     (0.012, 100000.0)
     """
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
-        raise TypeError(f"x must be a real number; got {type(x).__name__}")
-    if isinstance(digits, (bool, np.bool_)) or not isinstance(digits, numbers.Integral):
-        raise TypeError(f"digits must be an integer; got {type(digits).__name__}")
-    if digits < 1:
-        raise ValueError(f"digits must be >= 1; got {digits}")
+    x = real_scalar("x", x)
+    digits = positive_int("digits", digits)
     return float(f"{x:.{digits - 1}e}")
 
 
@@ -409,14 +416,31 @@ def decade(v: float, floor: float | None = None) -> str:
     ``"0"`` for ``v <= 0``; with ``floor``, values below it print as ``"<1e-12"`` (for
     quantities whose rounding floor is ``floor``).
 
+    Parameters
+    ----------
+    v : float
+        A finite real number (not a bool).
+    floor : float, optional
+        A finite number ``> 0``.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        If ``v`` or ``floor`` is not a real number.
+    ValueError
+        If ``v`` is NaN or infinite, or ``floor`` is not a finite number ``> 0``.
+
     Examples
     --------
     >>> import zlnotes as zl
     >>> zl.decade(3.2e-6), zl.decade(0.0), zl.decade(1e-15, floor=1e-12)
     ('1e-5', '0', '<1e-12')
     """
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
-        raise TypeError(f"v must be a real number; got {type(v).__name__}")
+    v = real_scalar("v", v)
     if floor is not None:
         floor = _positive_real("floor", floor)
         if v < floor:

@@ -37,6 +37,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._validation import choice
 from .activations import derivative_into
 from .architecture import Network, require_network
 from .linalg import _check_rtol, default_rtol, gram_rtol, numerical_rank, rank_from_gram_eigenvalues
@@ -258,8 +259,7 @@ def jacobian_rank(
         ``"gram"`` (eigenvalues of ``D Dᵀ``), ``"svd"`` (SVD of ``D``), or ``"auto"``:
         Gram unless ``rtol`` is below the Gram route's resolution.
     """
-    if method not in ("auto", "gram", "svd"):
-        raise ValueError(f"method must be 'auto', 'gram' or 'svd'; got {method!r}")
+    choice("method", method, ("auto", "gram", "svd"))
     QN = require_network(net).check_inputs(X).shape[0] * net.arch.output_dim
     floor = gram_rtol(QN)
     _check_rtol(rtol, floor)

@@ -45,8 +45,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._validation import as_matrix, positive_int, real_scalar
 from .typing import Array
-from .validation import as_matrix
 
 __all__ = [
     "EPS",
@@ -111,17 +111,37 @@ def default_rtol(shape: tuple[int, int]) -> float:
 
 
 def gram_rtol(m: int) -> float:
-    """The finest relative singular-value tolerance the Gram route can resolve, ``√(m · ε)``."""
-    return float(np.sqrt(m * EPS))
+    """The finest relative singular-value tolerance the Gram route can resolve, ``√(m · ε)``.
+
+    Parameters
+    ----------
+    m : int
+        The size ``m ≥ 1`` of the Gram matrix (rows of ``A``).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError
+        If ``m`` is not an integer.
+    ValueError
+        If ``m < 1``.
+
+    Examples
+    --------
+    >>> import zlnotes as zl
+    >>> f"{zl.gram_rtol(100):.2g}"
+    '1.5e-07'
+    """
+    return float(np.sqrt(positive_int("m", m) * EPS))
 
 
 def _check_rtol(rtol: float | None, default: float, *, floor: float = 0.0) -> float:
     if rtol is None:
         return default
-    if isinstance(rtol, (bool, np.bool_)) or not isinstance(rtol, (int, float, np.integer, np.floating)) or not (
-        np.isfinite(rtol) and 0 <= rtol < 1
-    ):
-        raise ValueError(f"rtol must be a number in [0, 1); got {rtol!r}")
+    rtol = real_scalar("rtol", rtol, lo=0.0, hi=1.0, hi_open=True)
     if rtol < floor:
         raise ValueError(
             f"rtol must be >= {floor:.3g} on the Gram route (the Gram matrix squares the singular values); "

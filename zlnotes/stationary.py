@@ -16,12 +16,12 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._validation import as_matrix, boolean, nonnegative_int, positive_int, real_scalar
 from .architecture import Architecture, Network, require_network
 from .cost import CostFunction
 from .symmetry import _balance
 from .training import History, gradient_descent
 from .typing import Array
-from .validation import as_matrix, nonnegative_int, positive_int, real_scalar
 
 __all__ = ["DAMPING_FLOOR", "FD_STEP", "LbfgsReport", "StationaryPoint", "lbfgs_polish", "stationary_point"]
 
@@ -29,8 +29,11 @@ PolishStatus = Literal["grad_tol", "target_cost", "escaped", "stopped"]
 
 
 def _max_param(value: object) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not float(value) > 0:
-        raise ValueError(f"max_param must be a real number in (0, inf]; got {value!r}")
+    rule = "max_param must be a real number in (0, inf]"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{rule}; got {type(value).__name__} {value!r}")
+    if not float(value) > 0:  # NaN fails too
+        raise ValueError(f"{rule}; got {value!r}")
     return float(value)
 
 
@@ -212,8 +215,8 @@ def lbfgs_polish(
     restarts = nonnegative_int("restarts", restarts)
     if max_fun is not None:
         max_fun = positive_int("max_fun", max_fun)
-    if not isinstance(rebalance, (bool, np.bool_)):
-        raise TypeError(f"rebalance must be True or False; got {rebalance!r}")
+    rebalance = boolean("rebalance", rebalance)
+    record_path = boolean("record_path", record_path)
     max_param = _max_param(max_param)
     path: list[Array] | None = [] if record_path else None
     fun = CostFunction(arch, X, Y)  # fun(Z) = (C, ∇_Z C), a fresh gradient array per call
@@ -438,6 +441,7 @@ def stationary_point(
     max_param = _max_param(max_param)
     if polish_tol is not None:
         polish_tol = real_scalar("polish_tol", polish_tol, lo=0.0, hi=1.0, hi_open=True)
+    record_path = boolean("record_path", record_path)
     X = require_network(net).check_inputs(X)
     current, history = gradient_descent(net, X, Y, lr, gd_steps)
     g0 = float(history.grad_norm[0])  # |∇_Z C| at the start, as gradient descent measured it

@@ -39,25 +39,28 @@ def _piecewise_function(name: str, expr: sp.Expr, t: sp.Symbol) -> type:
     })
 
 
-def symbolic_activation(name: str, *, width: float = 1.0, sharpness: float = 1.0):
+def symbolic_activation(name: str, *, width: float = 1.0, sharpness: float = 1.0, slope: float = LEAKY_RELU_SLOPE):
     """σ as a function of one sympy expression.
 
     ``tanh``, ``softplus`` (``log(1 + e^{βz})/β`` with β the ``sharpness``) and ``identity``
-    are elementary expressions that sympy differentiates itself. ``relu``, ``leaky_relu`` and ``smooth_relu`` are ``Piecewise``
-    formulas wrapped in function classes (see :func:`_piecewise_function`); their derivatives
-    are defined away from the kinks.
+    are elementary expressions that sympy differentiates itself. ``relu``, ``leaky_relu`` (with
+    its ``slope``) and ``smooth_relu`` (with its ``width``) are ``Piecewise`` formulas wrapped in
+    function classes (see :func:`_piecewise_function`); their derivatives are defined away
+    from the kinks.
     """
     t = sp.Symbol("t", real=True)
     w = sp.nsimplify(width)
     beta = sp.nsimplify(sharpness)
-    slope = sp.nsimplify(LEAKY_RELU_SLOPE)
+    a = sp.nsimplify(slope)
     piecewise = {
         "relu": sp.Piecewise((t, t > 0), (0, True)),
-        "leaky_relu": sp.Piecewise((t, t > 0), (slope * t, True)),
+        "leaky_relu": sp.Piecewise((t, t > 0), (a * t, True)),
         "smooth_relu": sp.Piecewise((0, t <= -w), ((t + w) ** 2 / (4 * w), t < w), (t, True)),
     }
     elementary = {
-        "softplus": (lambda z: sp.log(1 + sp.exp(z))) if beta == 1 else (lambda z: sp.log(1 + sp.exp(beta * z)) / beta),
+        "softplus": (
+            (lambda z: sp.log(1 + sp.exp(z))) if beta == 1 else (lambda z: sp.log(1 + sp.exp(beta * z)) / beta)
+        ),
         "tanh": sp.tanh,
         "identity": lambda z: z,
     }
@@ -65,6 +68,8 @@ def symbolic_activation(name: str, *, width: float = 1.0, sharpness: float = 1.0
         return elementary[name]
     if name in piecewise:
         return _piecewise_function(name, piecewise[name], t)
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string; got {type(name).__name__}")
     raise ValueError(f"name must be one of {', '.join([*piecewise, *elementary])}; got {name!r}")
 
 
@@ -111,8 +116,13 @@ class SymbolicNetwork:
 
 def symbolic_network(arch: Architecture, n_samples: int) -> SymbolicNetwork:
     """Build the :class:`SymbolicNetwork` of ``arch`` on ``n_samples`` symbolic inputs."""
-    shape = dict(arch.sigma.params)  # smooth_relu's width, softplus's sharpness
-    sigma = symbolic_activation(arch.activation, width=shape.get("width", 1.0), sharpness=shape.get("sharpness", 1.0))
+    shape = dict(arch.sigma.params)  # smooth_relu's width, softplus's sharpness, leaky_relu's slope
+    sigma = symbolic_activation(
+        arch.activation,
+        width=shape.get("width", 1.0),
+        sharpness=shape.get("sharpness", 1.0),
+        slope=shape.get("slope", LEAKY_RELU_SLOPE),
+    )
     params: list = []
     layers = []
     for ell, (out, inp) in enumerate(arch.layer_shapes, start=1):

@@ -13,12 +13,12 @@ from typing import Literal, cast
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._validation import as_matrix, boolean, nonnegative_int, positive_int, real_scalar
 from .architecture import Network, require_network
 from .cost import CostFunction
 from .jacobian import ntk
 from .linalg import gram_rtol, rank_from_gram_eigenvalues
 from .typing import Array
-from .validation import as_matrix, nonnegative_int, positive_int, real_scalar
 
 __all__ = ["History", "gradient_descent"]
 
@@ -65,10 +65,11 @@ def _ntk_schedule(record: int | Sequence[int] | None, steps: int) -> set[int]:
     if isinstance(record, (int, np.integer)) and not isinstance(record, bool):
         every = positive_int("record", record)
         return set(range(0, steps + 1, every))
-    try:
-        chosen = {nonnegative_int("record[i]", k) for k in cast(Sequence[int], record)}
-    except TypeError:
-        raise ValueError(f"record must be an int >= 1 (every k steps), a sequence of steps, or None; got {record!r}") from None
+    if isinstance(record, (str, bytes, bool, np.bool_)) or not hasattr(record, "__iter__"):
+        raise TypeError(
+            f"record must be an int >= 1 (every k steps), a sequence of steps, or None; got {type(record).__name__} {record!r}"
+        )
+    chosen = {nonnegative_int(f"record[{i}]", k) for i, k in enumerate(cast(Sequence[int], record))}
     if chosen and max(chosen) > steps:
         raise ValueError(f"record: steps to examine must be <= steps = {steps}; got {max(chosen)}")
     return chosen
@@ -120,6 +121,7 @@ def gradient_descent(
     lr = real_scalar("lr", lr, lo=0.0, lo_open=True)
     steps = nonnegative_int("steps", steps)
     target_cost = real_scalar("target_cost", target_cost, lo=0.0)
+    progress = boolean("progress", progress)
     schedule = _ntk_schedule(record, steps)
     QN = X.shape[0] * net.arch.output_dim
     arch = net.arch
@@ -139,7 +141,10 @@ def gradient_descent(
             c, _ = f(Z, out=g)
             if not (np.isfinite(c) and np.all(np.isfinite(g))):
                 if k == 0:
-                    raise ValueError("net: the cost or its gradient is not finite at the starting point (inputs, targets or weights too large)")
+                    raise ValueError(
+                        "net: the cost or its gradient is not finite at the starting point "
+                        "(inputs, targets or weights too large)"
+                    )
                 status = "diverged"
                 Z = Z_other  # the last point with a finite cost and gradient
                 break

@@ -50,8 +50,10 @@ def test_smooth_relu_is_c1_and_equals_relu_outside_the_mollified_interval():
 def test_unknown_activation_is_refused():
     with pytest.raises(ValueError, match="activation must be one of"):
         zl.activation("sigmoidal")
-    with pytest.raises(ValueError, match="width of smooth_relu"):
+    with pytest.raises(ValueError, match=r"width \(of smooth_relu\) must be a finite real number in \(0.0, inf\]"):
         zl.activation("smooth_relu", width=0.0)
+    with pytest.raises(TypeError, match="activation must be one of the strings"):
+        zl.activation(None)
     with pytest.raises(ValueError, match="activation must be one of"):
         zl.Architecture(2, (3,), 1, "gelu")
 
@@ -105,10 +107,66 @@ def test_sharp_softplus_tends_to_relu():
     assert d[0] < 1e-40 and 1.0 - d[1] < 1e-15  # sigma' -> the step 1[x > 0] away from the kink
 
 
-@pytest.mark.parametrize("bad", [0.0, -1.0, np.inf, np.nan, True, "4", None])
-def test_bad_sharpness_is_refused(bad):
-    with pytest.raises(ValueError, match="sharpness of softplus must be a finite number > 0"):
+@pytest.mark.parametrize("bad", [0.0, -1.0, np.inf, np.nan])
+def test_bad_sharpness_value_is_refused(bad):
+    with pytest.raises(ValueError, match=r"sharpness \(of softplus\) must be a finite real number in \(0.0, inf\]"):
         zl.activation("softplus", sharpness=bad)
+
+
+@pytest.mark.parametrize("bad", [True, "4", None])
+def test_bad_sharpness_type_is_refused(bad):
+    with pytest.raises(TypeError, match=r"sharpness \(of softplus\) must be a finite real number"):
+        zl.activation("softplus", sharpness=bad)
+
+
+@pytest.mark.parametrize("slope", [0.01, 0.2, 0.5])
+def test_leaky_relu_slope_against_reference_formulas(slope):
+    s = zl.activation("leaky_relu", slope=slope)
+    x = np.array([-3.0, -0.5, 0.5, 3.0])
+    assert np.array_equal(s.value(x), np.where(x > 0, x, slope * x))
+    assert np.array_equal(s.derivative(x), [slope, slope, 1.0, 1.0])
+    assert np.allclose(s.inverse(s.value(x)), x, rtol=1e-15, atol=0)
+    assert s.params == (("slope", slope),)
+    assert s.kinked and not s.identity_on_range
+
+
+def test_default_leaky_relu_is_the_documented_one():
+    """The default slope is LEAKY_RELU_SLOPE, bit for bit the function the book always used."""
+    x = np.linspace(-3.0, 3.0, 61)
+    s = zl.activation("leaky_relu")
+    assert s == zl.activation("leaky_relu", slope=zl.activations.LEAKY_RELU_SLOPE)
+    assert np.array_equal(s.value(x), np.where(x > 0, x, 0.01 * x))
+
+
+@pytest.mark.parametrize("bad, error", [(0.0, ValueError), (1.0, ValueError), (-0.1, ValueError), (np.nan, ValueError),
+                                        (True, TypeError), ("0.1", TypeError)])
+def test_bad_slope_is_refused(bad, error):
+    with pytest.raises(error, match=r"slope \(of leaky_relu\) must be a finite real number in \(0.0, 1.0\)"):
+        zl.activation("leaky_relu", slope=bad)
+
+
+def test_activations_are_equal_by_name_and_parameters():
+    """Equality is the full definition, not the name: the sweep of a parametrized family must
+    not confuse its members."""
+    a = zl.activation
+    assert a("leaky_relu", slope=0.1) == a("leaky_relu", slope=0.1)
+    assert a("leaky_relu", slope=0.1) != a("leaky_relu")
+    assert a("softplus", sharpness=2.0) != a("softplus")
+    assert a("smooth_relu", width=0.5) != a("smooth_relu")
+    assert a("relu") != a("leaky_relu") and a("relu") == a("relu")
+    assert zl.Architecture(2, (3,), 1, a("leaky_relu", slope=0.1)) != zl.Architecture(2, (3,), 1, "leaky_relu")
+
+
+def test_kink_and_idempotence_facts():
+    facts = {name: (zl.activation(name).kinked, zl.activation(name).identity_on_range) for name in zl.ACTIVATIONS}
+    assert facts == {
+        "relu": (True, True), "leaky_relu": (True, False), "softplus": (False, False),
+        "tanh": (False, False), "smooth_relu": (False, False), "identity": (False, True),
+    }
+    x = np.linspace(-3.0, 3.0, 61)  # identity_on_range is sigma(sigma(x)) == sigma(x)
+    for name in zl.ACTIVATIONS:
+        s = zl.activation(name)
+        assert s.identity_on_range == bool(np.array_equal(s.value(s.value(x)), s.value(x)))
 
 
 def test_sharp_softplus_flows_through_architecture():

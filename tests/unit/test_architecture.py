@@ -41,7 +41,7 @@ def test_init_is_seeded():
     arch = zl.Architecture(3, (4,), 1)
     assert np.array_equal(zl.Network.init(arch, 5).flat(), zl.Network.init(arch, np.random.default_rng(5)).flat())
     assert not np.array_equal(zl.Network.init(arch, 5).flat(), zl.Network.init(arch, 6).flat())
-    with pytest.raises(ValueError, match="rng must be a numpy.random.Generator or an integer seed"):
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator or an integer seed"):
         zl.Network.init(arch, None)
 
 
@@ -57,12 +57,26 @@ def test_network_is_immutable():
         ((0, (3,), 1), "input_dim must be an integer >= 1"),
         ((2, (3, 0), 1), r"hidden\[1\] must be an integer >= 1"),
         ((2, (3,), -1), "output_dim must be an integer >= 1"),
-        ((2, (2.5,), 1), r"hidden\[0\] must be an integer >= 1"),
-        ((2, "abc", 1), r"hidden\[0\] must be an integer"),
     ],
 )
 def test_bad_architecture(args, message):
     with pytest.raises(ValueError, match=message):
+        zl.Architecture(*args)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((2, (2.5,), 1), r"hidden\[0\] must be an integer >= 1; got float"),
+        ((2, "abc", 1), "hidden must be an integer width or a sequence of widths"),
+        ((2, 3.0, 1), "hidden must be an integer width or a sequence of widths"),
+        ((2.0, (3,), 1), "input_dim must be an integer >= 1; got float"),
+        ((2, (3,), True), "output_dim must be an integer >= 1; got bool"),
+        ((2, (3,), 1, 7), "activation must be one of the strings"),
+    ],
+)
+def test_architecture_wrong_types(args, message):
+    with pytest.raises(TypeError, match=message):
         zl.Architecture(*args)
 
 
@@ -94,8 +108,14 @@ def test_bad_inputs():
         net.forward(np.zeros(2))
     with pytest.raises(ValueError, match="X must contain only finite values; found 1"):
         net.forward(np.array([[1.0, np.inf]]))
-    with pytest.raises(ValueError, match="X must be an array of real numbers"):
+    with pytest.raises(TypeError, match="X must be an array of real numbers"):
         net.forward([["a", "b"]])
+    with pytest.raises(TypeError, match="X must be an array of real numbers; got NoneType"):
+        net.forward(None)
+    with pytest.raises(TypeError, match="X must be an array of real numbers; got str"):
+        net.forward("1 2")
+    with pytest.raises(ValueError, match="X must be a rectangular array of real numbers"):
+        net.forward([[1.0, 2.0], [3.0]])
 
 
 @pytest.mark.parametrize(
@@ -109,22 +129,26 @@ def test_bad_inputs():
 )
 def test_non_real_dtypes_are_refused(value, dtype):
     net = zl.Network.init(zl.Architecture(2, (3,), 1), 0)
-    with pytest.raises(ValueError, match=f"X must be an array of real numbers .*got dtype {dtype}"):
+    with pytest.raises(TypeError, match=f"X must be an array of real numbers .*got dtype {dtype}"):
         net.forward(value)
 
 
 def test_scalar_arguments_and_net_are_checked():
     arch = zl.Architecture(2, (3,), 1)
-    with pytest.raises(ValueError, match="weight_gain must be a finite real number"):
+    with pytest.raises(TypeError, match="weight_gain must be a finite real number"):
         zl.Network.init(arch, 0, weight_gain="2")
-    with pytest.raises(ValueError, match="bias_std must be a finite real number"):
+    with pytest.raises(TypeError, match="bias_std must be a finite real number"):
         zl.Network.init(arch, 0, bias_std=[1, 2])
+    with pytest.raises(ValueError, match="weight_gain must be a finite real number"):
+        zl.Network.init(arch, 0, weight_gain=np.inf)
+    with pytest.raises(ValueError, match="bias_std must be a finite real number"):
+        zl.Network.init(arch, 0, bias_std=-1.0)
     assert zl.Network.init(arch, 0, weight_gain=np.float32(2.0), bias_std=np.int64(0)).biases[0].tolist() == [0.0] * 3
     X = np.zeros((2, 2))
     for fn in (zl.jacobian, zl.ntk, zl.jacobian_rank):
-        with pytest.raises(ValueError, match="net must be a zlnotes.Network; got NoneType"):
+        with pytest.raises(TypeError, match="net must be a zlnotes.Network; got NoneType"):
             fn(None, X)
-    with pytest.raises(ValueError, match="net must be a zlnotes.Network"):
+    with pytest.raises(TypeError, match="net must be a zlnotes.Network"):
         zl.cost(None, X, np.zeros((2, 1)))
 
 

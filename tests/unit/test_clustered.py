@@ -124,8 +124,16 @@ def test_overlapping_classes_are_refused():
 
 def test_bad_input():
     data = zl.clustered_data(10, 3, 3, radius=0.01, rng=3)
-    with pytest.raises(ValueError, match="labels must be an integer array of shape"):
+    with pytest.raises(TypeError, match="labels must be an integer array"):
         zl.clustered_minimizer(data.X, data.labels.astype(float), data.label_vectors)
+    with pytest.raises(ValueError, match=r"labels must have shape \(30,\)"):
+        zl.clustered_minimizer(data.X, data.labels[:5], data.label_vectors)
+    with pytest.raises(TypeError, match="strict must be True or False"):
+        zl.clustered_minimizer(data.X, data.labels, data.label_vectors, strict="no")
+    with pytest.raises(TypeError, match="radius must be a finite real number"):
+        zl.clustered_data(10, 3, 3, radius=True, rng=0)
+    with pytest.raises(ValueError, match="radius must be a finite real number"):
+        zl.clustered_data(10, 3, 3, radius=np.nan, rng=0)
     with pytest.raises(ValueError, match="labels must use every class"):
         zl.clustered_minimizer(data.X, np.where(data.labels == 1, 2, data.labels), data.label_vectors)
     with pytest.raises(ValueError, match="targets must have 3 rows"):

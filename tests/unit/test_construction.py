@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 import zlnotes as zl
+from tolerances import ROUNDOFF_RTOL
 
 EXACT_FIT = 1e-18
 """|F − Y|²/|Y|² of an exact construction: a float64 residual is ~1e-16 |Y| per entry, so its
@@ -83,20 +84,27 @@ def test_exact_at_any_data_scale(scale):
             assert _relative_loss(net, X, Y) < EXACT_FIT
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh", "softplus"])
-def test_embed_network_wider_keeps_the_function_exactly(activation):
+def _same_up_to_rounding(F, G):
+    """Equal to rounding of the outputs' scale (BLAS may sum padded products in another order)."""
+    return float(np.abs(F - G).max()) <= ROUNDOFF_RTOL * max(1.0, float(np.abs(G).max()))
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "softplus", "identity"])
+def test_embed_network_wider_keeps_the_function(activation):
     net = zl.Network.init(zl.Architecture(3, (4, 2), 2, activation), 5)
     wide = zl.embed_network(net, zl.Architecture(3, (7, 5), 2, activation))
     X = np.random.default_rng(6).standard_normal((11, 3))
-    assert np.array_equal(wide.forward(X), net.forward(X))
+    assert _same_up_to_rounding(wide.forward(X), net.forward(X))
 
 
-def test_embed_network_deeper_relu_keeps_the_function_exactly():
-    """Identity layers after a relu layer pass its nonnegative output through unchanged."""
-    net = zl.Network.init(zl.Architecture(2, (3, 3), 1, "relu"), 1)
-    deep = zl.embed_network(net, zl.Architecture(2, (4, 3, 6, 3), 1, "relu"))
+@pytest.mark.parametrize("activation", ["relu", "identity"])
+def test_embed_network_deeper_keeps_the_function(activation):
+    """Identity layers after a relu layer pass its nonnegative output through unchanged (and
+    any output of an identity layer)."""
+    net = zl.Network.init(zl.Architecture(2, (3, 3), 1, activation), 1)
+    deep = zl.embed_network(net, zl.Architecture(2, (4, 3, 6, 3), 1, activation))
     X = np.random.default_rng(2).standard_normal((20, 2)) * 3
-    assert np.array_equal(deep.forward(X), net.forward(X))
+    assert _same_up_to_rounding(deep.forward(X), net.forward(X))
     # the clustered construction, embedded into a wider and deeper network, stays exact
     data = zl.clustered_data(10, 3, 2, radius=0.02, rng=3)
     small = zl.clustered_minimizer(data.X, data.labels, data.label_vectors)
@@ -109,7 +117,32 @@ def test_embed_network_deeper_relu_keeps_the_function_exactly():
     [
         (zl.Architecture(2, (3,), 1, "relu"), zl.Architecture(2, (2,), 1, "relu"), "hidden layer 1 has width 2 < 3"),
         (zl.Architecture(2, (3, 3), 1, "relu"), zl.Architecture(2, (3,), 1, "relu"), "depth must be >= 2"),
-        (zl.Architecture(2, (3,), 1, "tanh"), zl.Architecture(2, (3, 3), 1, "tanh"), "adding hidden layers needs a relu"),
+        (zl.Architecture(2, (3,), 1, "tanh"), zl.Architecture(2, (3, 3), 1, "tanh"), "adding hidden layers needs"),
+        (
+            zl.Architecture(2, (3,), 1, zl.activation("leaky_relu", slope=0.2)),
+            zl.Architecture(2, (3, 3), 1, zl.activation("leaky_relu", slope=0.2)),
+            "identity on its range",
+        ),
+        (
+            zl.Architecture(2, (3,), 1, "smooth_relu"),
+            zl.Architecture(2, (3, 3), 1, "smooth_relu"),
+            "identity on its range",
+        ),
+        (
+            zl.Architecture(2, (3,), 1, "leaky_relu"),
+            zl.Architecture(2, (3,), 1, zl.activation("leaky_relu", slope=0.2)),
+            r"activation must stay 'leaky_relu' \(slope=0.01\); got 'leaky_relu' \(slope=0.2\)",
+        ),
+        (
+            zl.Architecture(2, (3,), 1, zl.activation("softplus", sharpness=4.0)),
+            zl.Architecture(2, (4,), 1, "softplus"),
+            r"activation must stay 'softplus' \(sharpness=4\)",
+        ),
+        (
+            zl.Architecture(2, (3,), 1, zl.activation("smooth_relu", width=0.5)),
+            zl.Architecture(2, (4,), 1, "smooth_relu"),
+            "activation must stay 'smooth_relu'",
+        ),
         (zl.Architecture(2, (3,), 1, "relu"), zl.Architecture(2, (3, 2), 1, "relu"), "hidden layer 2 has width 2 < 3"),
         (zl.Architecture(2, (3,), 1, "relu"), zl.Architecture(3, (3,), 1, "relu"), "input and output dimensions"),
         (zl.Architecture(2, (3,), 1, "relu"), zl.Architecture(2, (3,), 1, "tanh"), "activation must stay"),
@@ -118,6 +151,23 @@ def test_embed_network_deeper_relu_keeps_the_function_exactly():
 def test_embed_network_refuses_what_it_cannot_carry(src, dst, rule):
     with pytest.raises(ValueError, match=rule):
         zl.embed_network(zl.Network.init(src, 0), dst)
+
+
+def test_embed_network_accepts_the_same_parametrized_activation():
+    """An activation built twice with the same parameters is the same function."""
+    src = zl.Architecture(2, (3,), 1, zl.activation("leaky_relu", slope=0.2))
+    net = zl.Network.init(src, 0)
+    wide = zl.embed_network(net, zl.Architecture(2, (5,), 1, zl.activation("leaky_relu", slope=0.2)))
+    X = np.random.default_rng(1).standard_normal((6, 2))
+    assert _same_up_to_rounding(wide.forward(X), net.forward(X))
+
+
+def test_embed_network_type_errors():
+    net = zl.Network.init(zl.Architecture(2, (3,), 1, "relu"), 0)
+    with pytest.raises(TypeError, match="arch must be a zlnotes.Architecture"):
+        zl.embed_network(net, (2, (3,), 1))
+    with pytest.raises(TypeError, match="net must be a zlnotes.Network"):
+        zl.embed_network(net.flat(), net.arch)
 
 
 # --- the paper's construction of Theorem 2.1: the pull-back (Lemma 2, eq. 10–13) ---------
@@ -227,5 +277,5 @@ def test_pullback_refuses_too_many_points(activation):
     X, Y = _pullback_problem(5, 6, 4, 1)
     with pytest.raises(ValueError, match=r"X: .*rank \[X 1\] = N = 6; got rank 5 \(impossible with N > input_dim \+ 1 = 5\)"):
         zl.zero_loss_minimizer(X, Y, depth=2, width=4, activation=activation, method="pullback")
-    with pytest.raises(ValueError, match="method must be 'auto', 'pullback', 'shift' or 'box'"):
+    with pytest.raises(ValueError, match="method must be one of 'auto', 'pullback', 'shift', 'box'"):
         zl.zero_loss_minimizer(X[:3], Y[:3], depth=2, width=4, activation=activation, method="pull-back")

@@ -152,7 +152,7 @@ def test_cost_function_bad_input():
     X, Y = np.zeros((5, 3)), np.zeros((5, 2))
     f = zl.CostFunction(arch, X, Y)
     Z = np.zeros(arch.num_params)
-    with pytest.raises(ValueError, match="arch must be an Architecture"):
+    with pytest.raises(TypeError, match="arch must be a zlnotes.Architecture"):
         zl.CostFunction("tanh", X, Y)
     with pytest.raises(ValueError, match="X must have input_dim=3 columns"):
         zl.CostFunction(arch, X[:, :2], Y)
@@ -164,7 +164,7 @@ def test_cost_function_bad_input():
         f(np.full(arch.num_params, np.inf))
     with pytest.raises(ValueError, match=rf"out must have shape \({arch.num_params},\); got shape \({arch.num_params + 1},\)"):
         f(Z, out=np.empty(arch.num_params + 1))
-    with pytest.raises(ValueError, match="out must have dtype float64; got dtype float32"):
+    with pytest.raises(TypeError, match="out must have dtype float64; got dtype float32"):
         f(Z, out=np.empty(arch.num_params, dtype=np.float32))
     with pytest.raises(ValueError, match="out must be contiguous"):
         f(Z, out=np.empty(2 * arch.num_params)[::2])
@@ -172,7 +172,7 @@ def test_cost_function_bad_input():
     frozen.flags.writeable = False
     with pytest.raises(ValueError, match="out must be writeable"):
         f(Z, out=frozen)
-    with pytest.raises(ValueError, match="out must be a numpy array"):
+    with pytest.raises(TypeError, match="out must be a numpy array"):
         f(Z, out=[0.0] * arch.num_params)
     with pytest.raises(ValueError, match="out must not share memory with Z"):
         f(Z, out=Z)

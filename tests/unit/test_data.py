@@ -26,8 +26,12 @@ def test_generic_data_bad_input():
         zl.generic_data(5, 3, 2, rng=0, n_classes=3)
     with pytest.raises(ValueError, match="n_samples must be an integer >= 1"):
         zl.generic_data(0, 3, rng=0)
-    with pytest.raises(ValueError, match="rng must be"):
+    with pytest.raises(TypeError, match="rng must be"):
         zl.generic_data(5, 3, rng=None)
+    with pytest.raises(ValueError, match="rng must be a numpy Generator or a seed >= 0"):
+        zl.generic_data(5, 3, rng=-1)
+    with pytest.raises(TypeError, match="n_classes must be an integer >= 1; got float"):
+        zl.generic_data(5, 3, 2, rng=0, n_classes=2.0)
 
 
 # --- the same bits on every machine -----------------------------------------------------------

@@ -129,8 +129,12 @@ def test_jacobian_rank_methods_and_tolerance():
         zl.jacobian_rank(net, X, rtol=1e-12, method="gram")
     with pytest.raises(ValueError, match="method must be"):
         zl.jacobian_rank(net, X, method="qr")
-    with pytest.raises(ValueError, match=r"rtol must be a number in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"rtol must be a finite real number in \[0.0, 1.0\)"):
         zl.jacobian_rank(net, X, rtol=2.0)
+    with pytest.raises(TypeError, match="rtol must be a finite real number"):
+        zl.jacobian_rank(net, X, rtol="1e-8")
+    with pytest.raises(TypeError, match="method must be one of the strings"):
+        zl.jacobian_rank(net, X, method=None)
 
 
 def test_gram_route_resolution_is_what_the_docs_say():
@@ -256,7 +260,7 @@ def test_kernels_reject_bad_input():
         bad[0, 0] = np.inf
         with pytest.raises(ValueError, match="X must contain only finite values"):
             fn(net, bad)
-        with pytest.raises(ValueError, match="net must be a zlnotes.Network"):
+        with pytest.raises(TypeError, match="net must be a zlnotes.Network"):
             fn("not a network", X)
 
 

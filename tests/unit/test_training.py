@@ -63,8 +63,14 @@ def test_bad_arguments(problem):
         zl.gradient_descent(net, X, Y, 0.1, -1)
     with pytest.raises(ValueError, match="target_cost must be a finite real number"):
         zl.gradient_descent(net, X, Y, 0.1, 5, target_cost=np.nan)
-    with pytest.raises(ValueError, match="record must be"):
+    with pytest.raises(TypeError, match="record must be"):
         zl.gradient_descent(net, X, Y, 0.1, 5, record=2.5)
+    with pytest.raises(TypeError, match="record must be"):
+        zl.gradient_descent(net, X, Y, 0.1, 5, record=True)
+    with pytest.raises(TypeError, match=r"record\[1\] must be an integer >= 0"):
+        zl.gradient_descent(net, X, Y, 0.1, 5, record=[1, 2.0])
+    with pytest.raises(TypeError, match="progress must be True or False"):
+        zl.gradient_descent(net, X, Y, 0.1, 5, progress="no")
     with pytest.raises(ValueError, match="Y must have 6 rows"):
         zl.gradient_descent(net, X, Y[:3], 0.1, 5)
 
@@ -91,7 +97,7 @@ def test_non_finite_start_and_bad_record(problem):
         zl.gradient_descent(net, X, Y, 0.1, 5, record=[2, 99])
     with pytest.raises(ValueError, match="record must be an integer >= 1"):
         zl.gradient_descent(net, X, Y, 0.1, 5, record=0)
-    with pytest.raises(ValueError, match=r"lr must be a finite real number in \(0.0, inf\]"):
+    with pytest.raises(TypeError, match=r"lr must be a finite real number in \(0.0, inf\]"):
         zl.gradient_descent(net, X, Y, True, 5)
-    with pytest.raises(ValueError, match="net must be a zlnotes.Network"):
+    with pytest.raises(TypeError, match="net must be a zlnotes.Network"):
         zl.gradient_descent(None, X, Y, 0.1, 5)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import positive_int
 from ..architecture import Architecture, Network
 from ..clustered import cluster_geometry, clustered_data, clustered_minimizer
 from ..construction import embed_network, zero_loss_minimizer
@@ -27,7 +28,6 @@ from ..jacobian import ntk
 from ..linalg import gram_rtol, rank_from_gram_eigenvalues
 from ..sweep import Experiment
 from ..training import gradient_descent
-from ..validation import positive_int
 
 __all__ = ["EXPERIMENTS", "get_experiment", "DICHOTOMY", "DATA_FAMILIES", "dichotomy_point", "dichotomy_data", "widths_for_ratios"]
 
