@@ -51,7 +51,7 @@ SIZES = {
     "large": (512, 32, (256, 256, 256), 8),
 }
 ACTIVATION = "tanh"
-# which sections run at which size (the table)
+# which sections run at which size
 PLAN = {
     "jacobian": ("medium", "large"),
     "ntk": ("medium", "ntk", "large"),
