@@ -1,7 +1,7 @@
 # zlnotes: build the book, test it, re-execute its chapters.
 #
 #   make book        HTML from the committed chapter outputs (no execution) -> _build/html
-#   make test        ruff, mypy, unit tests, docstring examples, nbval, committed-output check, papermill runs
+#   make test        ruff, mypy, unit tests, docstring examples, nbval, committed-output and reading checks, papermill runs
 #                    (nbval and papermill twice: as numpy is, and with its widest SIMD loops off),
 #                    book build, the built pages in headless Chromium (skipped without Chromium)
 #   make notebooks   re-execute chapters in place (all, or CHAPTERS="1 3")
@@ -44,7 +44,7 @@ test: $(STAMP)
 	$(BIN)/mypy zlnotes tests
 	$(BIN)/pytest tests/unit --doctest-modules zlnotes
 	$(BIN)/pytest --nbval chapters/ -n 2 --dist loadfile
-	$(BIN)/pytest tests/notebooks/test_committed.py
+	$(BIN)/pytest tests/notebooks/test_committed.py tests/notebooks/test_reading.py
 	$(BIN)/pytest tests/notebooks/test_papermill.py -n 2
 	@# Again with numpy's widest SIMD loops turned off: the committed outputs must not depend on
 	@# the last bits those loops change between CPUs (tests/narrow_simd.py says which).
