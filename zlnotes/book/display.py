@@ -33,7 +33,7 @@ FIGURE_WIDTH = 7.0
 #: blocks of columns, each repeating the first column).
 TEXT_WIDTH = 80
 
-_RC = {
+_RC: dict[str, Any] = {
     "figure.figsize": (FIGURE_WIDTH, 4.2),
     "figure.dpi": 96,
     "savefig.dpi": 192,
@@ -61,7 +61,8 @@ def book_style() -> None:
     """
     import matplotlib as mpl
 
-    mpl.rcParams.update(_RC)
+    rc: Any = mpl.rcParams  # typed with a literal key set that this dict's str keys do not match
+    rc.update(_RC)
     try:
         from IPython import get_ipython
         from matplotlib_inline.backend_inline import set_matplotlib_formats
@@ -70,7 +71,7 @@ def book_style() -> None:
     if get_ipython() is not None:
         set_matplotlib_formats("retina", bbox_inches=None)  # constrained layout fits the figure
         # the inline backend applies its own rc on each figure: keep the book's
-        mpl.rcParams.update(_RC)
+        rc.update(_RC)
 
 
 def fmt_bound(value: float, floor: float, digits: int = 2) -> str:
