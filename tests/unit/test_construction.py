@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
+from tolerances import ROUNDOFF_RTOL
 
 import zlnotes as zl
-from tolerances import ROUNDOFF_RTOL
 
 EXACT_FIT = 1e-18
 """|F − Y|²/|Y|² of an exact construction: a float64 residual is ~1e-16 |Y| per entry, so its

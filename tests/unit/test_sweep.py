@@ -21,7 +21,7 @@ import zlnotes
 from zlnotes import sweep
 from zlnotes.book.cli import main
 from zlnotes.book.experiments import get_experiment
-from zlnotes.sweep import Experiment, SweepError, TornLineWarning, load_results, point_key, run_sweep
+from zlnotes.sweep import Experiment, RepairWarning, SweepError, TornLineWarning, load_results, point_key, run_sweep
 
 HERE = Path(__file__).resolve().parent
 PROCESS_TIMEOUT = 120
@@ -414,10 +414,10 @@ def test_torn_last_line_is_reported_and_repaired(
     with pytest.warns(TornLineWarning, match="ends with an incomplete line"):
         assert len(load_results(tmp_path)) == 5
 
-    summary = run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
+    with pytest.warns(RepairWarning, match=r"results\.jsonl ended with an incomplete line .*truncated it"):
+        summary = run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
     assert summary.repaired and (summary.already_done, summary.run_now) == (5, 1)
-    err = capsys.readouterr().err
-    assert "warning:" in err and "ended with an incomplete line" in err and "truncated it" in err
+    assert capsys.readouterr().err == ""  # the library warns; it does not print
     assert raw_keys(tmp_path) == Counter(grid_keys(fx.FAST))
     assert outcomes(tmp_path) == fast_reference
 
@@ -475,6 +475,31 @@ def test_cli_runs_and_reports_error_points(capsys: pytest.CaptureFixture[str], t
     assert f"failing/tiny: 4 points, 0 already done, 4 run now (1 failed) -> {out}/results.jsonl" in captured.out
     assert "1 point(s) recorded as errors" in captured.err and "--retry-errors" in captured.err
     assert main(["sweep", "sweep_fixtures:FAST", "--preset", "tiny", "--out", str(tmp_path / "ok"), "--workers", "1"]) == 0
+
+
+def test_cli_shows_the_repair_warning_as_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_sweep(fx.FAST, "tiny", out, workers=1, progress=False)
+    path = out / "results.jsonl"
+    data = path.read_bytes()
+    path.write_bytes(data[:-5])  # the last line loses its end
+    assert main(["sweep", "sweep_fixtures:FAST", "--preset", "tiny", "--out", str(out), "--workers", "1"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(lines) == 1
+    assert lines[0].startswith(f"warning: {path} ended with an incomplete line") and "truncated it" in lines[0]
+
+
+def test_library_messages_name_no_command_line_flag() -> None:
+    """Flags belong to the CLI: no string in the numerics or the sweep engine names one."""
+    import re
+
+    root = Path(zlnotes.__file__).parent
+    sources = [p for p in root.rglob("*.py") if "book" not in p.relative_to(root).parts]
+    flag = re.compile(r"(?<![\w-])--[a-z][a-z-]+")
+    offenders = [f"{p.name}: {m}" for p in sources for m in flag.findall(p.read_text(encoding="utf-8"))]
+    # git's own options, which the provenance module passes to git, are arguments, not messages
+    git_options = {f"provenance.py: {o}" for o in ("--error-unmatch", "--porcelain", "--untracked-files")}
+    assert [o for o in offenders if o not in git_options] == []
 
 
 def test_kill_9_mid_run_then_resume(tmp_path: Path) -> None:

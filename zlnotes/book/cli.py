@@ -21,6 +21,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -94,10 +95,13 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.out is None:
         raise ValueError("--out DIR is required (except with --dry-run)")
     try:
-        summary = sweep.run_sweep(
-            experiment, args.preset, args.out, workers=args.workers, scheduler=args.scheduler,
-            retry_errors=args.retry_errors,
-        )
+        with warnings.catch_warnings():  # the library warns; the command shows one line per warning
+            warnings.simplefilter("always", sweep.RepairWarning)
+            warnings.showwarning = lambda message, *_, **__: print(f"warning: {message}", file=sys.stderr, flush=True)
+            summary = sweep.run_sweep(
+                experiment, args.preset, args.out, workers=args.workers, scheduler=args.scheduler,
+                retry_errors=args.retry_errors, progress=True,
+            )
     except (ImportError, sweep.SweepError) as exc:
         print(f"zlnotes sweep: {exc}", file=sys.stderr)
         return 1

@@ -30,8 +30,9 @@ Files in the output folder
     Only the parent process writes it, one whole line per ``os.write`` on an
     ``O_APPEND`` descriptor followed by ``os.fsync``. A crash or ``kill -9`` therefore
     loses at most the points in flight; the worst it leaves is a torn last line (no
-    final newline), which :func:`run_sweep` truncates on resume (with a warning on
-    stderr) and :func:`load_results` ignores (with a :class:`TornLineWarning`).
+    final newline), which :func:`run_sweep` truncates on resume (with a
+    :class:`RepairWarning`) and :func:`load_results` ignores (with a
+    :class:`TornLineWarning`). The package never prints; it warns through :mod:`warnings`.
     A key is never written twice.
 ``sweep.json``
     The manifest: experiment, preset, the full grid, and the provenance of the run
@@ -70,13 +71,13 @@ the same kind of CPU.
 
 The limit is process-wide (it is set in the BLAS library, not per thread), so points
 in one process must not overlap: a process-wide lock lets one point at a time run under
-it. Start Dask workers with one thread each (``dask worker --nthreads 1 ADDR``, as many
+it. Start Dask workers with one thread each (Dask's ``nthreads`` of 1, as many
 workers as cores) for parallelism; a worker with several threads runs its points one
 at a time, correctly but no faster.
 """
 
 from .executors import SweepError, SweepSummary, run_sweep
-from .records import NONFINITE, RESULTS_FILE, TornLineWarning, load_results
+from .records import NONFINITE, RESULTS_FILE, RepairWarning, TornLineWarning, load_results
 from .spec import Experiment, point_key
 from .storage import LOCK_FILE, MANIFEST_FILE, MANIFEST_FORMAT
 
@@ -87,6 +88,7 @@ __all__ = [
     "MANIFEST_FORMAT",
     "NONFINITE",
     "RESULTS_FILE",
+    "RepairWarning",
     "SweepError",
     "SweepSummary",
     "TornLineWarning",

@@ -12,13 +12,14 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .provenance import _git_commit, _process_commit, _provenance
-from .records import RESULTS_FILE, _encode, _parse, _record_line
+from .records import RESULTS_FILE, RepairWarning, _encode, _parse, _record_line
 from .spec import Experiment, point_key
 from .storage import (
     _TEMP_NAME,
@@ -38,7 +39,7 @@ _THREADPOOL_LOCK = threading.Lock()
 
 ``threadpool_limits`` sets the BLAS/OpenMP thread count of the whole process and restores
 on exit the value it saw on entry, so two points overlapping in threads of one process
-(a Dask worker with ``--nthreads`` > 1) would run at the process's default thread count
+(a Dask worker started with several threads) would run at the process's default thread count
 once the first one ends, and could leave the limit of 1 set for good. Serialising the
 limited runs of a process keeps every point at one thread and restores the setting.
 """
@@ -206,7 +207,7 @@ def run_sweep(
     *,
     workers: int | None = None,
     scheduler: str | None = None,
-    progress: bool = True,
+    progress: bool = False,
     retry_errors: bool = False,
 ) -> SweepSummary:
     """Run the points of a preset that are not yet in ``out/results.jsonl``.
@@ -225,10 +226,11 @@ def run_sweep(
     scheduler : str, optional
         Address of a Dask scheduler (``tcp://host:8786``) to run the points on instead;
         needs the ``distributed`` extra. Exclusive with `workers`. Start its workers
-        with ``--nthreads 1``: a worker runs its points one at a time (see Determinism
+        with one thread each: a worker runs its points one at a time (see Determinism
         in the module docstring).
     progress : bool
-        Show a tqdm progress bar on stderr.
+        Show a tqdm progress bar on stderr (default ``False``: the library prints
+        nothing unless asked).
     retry_errors : bool
         Rerun points recorded as errors by an earlier run (their records are replaced).
 
@@ -312,11 +314,11 @@ def _sweep_into(
                 stale.unlink()
         repaired = good < len(data)
         if repaired:
-            print(
-                f"warning: {results_path} ended with an incomplete line ({len(data) - good} bytes, "
+            warnings.warn(
+                f"{results_path} ended with an incomplete line ({len(data) - good} bytes, "
                 "a write cut short by a crash); truncated it, its point will be rerun",
-                file=sys.stderr,
-                flush=True,
+                RepairWarning,
+                stacklevel=3,
             )
             with open(results_path, "r+b") as f:
                 f.truncate(good)

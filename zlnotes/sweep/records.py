@@ -22,7 +22,18 @@ NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
 class TornLineWarning(UserWarning):
-    """``results.jsonl`` ends with an incomplete line (a write cut short); it was ignored."""
+    """``results.jsonl`` ends with an incomplete line (a write cut short); :func:`load_results`
+    ignored it."""
+
+
+class RepairWarning(UserWarning):
+    """:func:`zlnotes.sweep.run_sweep` repaired ``results.jsonl`` on resume: it ended with an
+    incomplete line (a write cut short by a crash), which was truncated; that point is rerun.
+
+    The library never prints: this is a :func:`warnings.warn`, which a caller can turn into
+    an error (``warnings.simplefilter("error", RepairWarning)``), silence, or show as it
+    likes (the ``zlnotes sweep`` command prints it as one ``warning:`` line on stderr).
+    """
 
 
 def _encode(value: Any, where: str) -> Any:
