@@ -152,7 +152,9 @@ def cluster_geometry(X: ArrayLike, labels: ArrayLike) -> ClusterGeometry:
     lab, C = _check_labels(X, labels)
     M = X.shape[1]
     if C > M + 1:
-        raise ValueError(f"labels: at most input_dim + 1 = {M + 1} classes can have affinely independent means; got {C}")
+        raise ValueError(
+            f"labels: at most input_dim + 1 = {M + 1} classes can have affinely independent means; got {C}"
+        )
     means = np.stack([X[lab == c].mean(axis=0) for c in range(C)])
     normals = np.zeros_like(means)
     distances = np.zeros(C)
@@ -169,7 +171,10 @@ def cluster_geometry(X: ArrayLike, labels: ArrayLike) -> ClusterGeometry:
         dist = float(np.linalg.norm(offset))
         scale = float(np.abs(means).max()) or 1.0
         if dist <= 1e-10 * scale:
-            raise ValueError(f"X: the class means must be affinely independent; mean of class {c} lies in the affine hull of the others")
+            raise ValueError(
+                f"X: the class means must be affinely independent; mean of class {c} lies in the affine hull "
+                "of the others"
+            )
         normals[c] = -offset / dist
         distances[c] = dist
     deltas = np.linalg.norm(X - means[lab], axis=1)

@@ -81,7 +81,9 @@ def generic_data(
     else:
         C = positive_int("n_classes", n_classes)
         if C > Q:
-            raise ValueError(f"n_classes must be <= output_dim={Q} (label vectors must be linearly independent); got {C}")
+            raise ValueError(
+                f"n_classes must be <= output_dim={Q} (label vectors must be linearly independent); got {C}"
+            )
         label_vectors = gen.standard_normal((C, Q))
         labels = gen.integers(0, C, size=N)
     return Dataset(X, label_vectors[labels], labels.astype(np.int64), label_vectors)

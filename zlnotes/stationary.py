@@ -73,7 +73,12 @@ def _lbfgs(
         if np.isfinite(max_param) and size(intermediate_result.x) > max_param:
             raise StopIteration
 
-    options: dict[str, float | int] = {"gtol": grad_tol / np.sqrt(arch.num_params), "ftol": 0.0, "maxiter": max_iter, "maxcor": 30}
+    options: dict[str, float | int] = {
+        "gtol": grad_tol / np.sqrt(arch.num_params),
+        "ftol": 0.0,
+        "maxiter": max_iter,
+        "maxcor": 30,
+    }
     if max_fun is not None:
         options["maxfun"] = max_fun
     iterations = runs = 0
@@ -420,8 +425,9 @@ def stationary_point(
         ReLU-like (:attr:`zlnotes.Activation.positively_homogeneous`) activations, ``|Z_i|`` is
         measured on the balanced representative of ``Z`` (:func:`zlnotes.balance`: each hidden
         unit rescaled so that its incoming and outgoing weights have equal norms, which leaves
-        the network function unchanged): a drift along the rescaling orbit is not an escape. Those networks are also rebalanced
-        before each L-BFGS restart and before the Newton phase.
+        the network function unchanged): a drift along the rescaling orbit is not an escape.
+        Those networks are also rebalanced before each L-BFGS restart and before the Newton
+        phase.
     polish_tol
         If smaller than ``rel_grad_tol``: the Newton phase keeps going until
         ``|∇_Z C| ≤ polish_tol · |∇_Z C(Z_0)|`` or until no step at least halves ``|∇_Z C|``

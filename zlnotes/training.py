@@ -67,7 +67,8 @@ def _ntk_schedule(record: int | Sequence[int] | None, steps: int) -> set[int]:
         return set(range(0, steps + 1, every))
     if isinstance(record, (str, bytes, bool, np.bool_)) or not hasattr(record, "__iter__"):
         raise TypeError(
-            f"record must be an int >= 1 (every k steps), a sequence of steps, or None; got {type(record).__name__} {record!r}"
+            "record must be an int >= 1 (every k steps), a sequence of steps, or None; "
+            f"got {type(record).__name__} {record!r}"
         )
     chosen = {nonnegative_int(f"record[{i}]", k) for i, k in enumerate(cast(Sequence[int], record))}
     if chosen and max(chosen) > steps:

@@ -1,8 +1,8 @@
 """Plain, slow reference formulas for the fast kernels of ``zlnotes.jacobian`` and ``zlnotes.cost``.
 
-Written from the formulas of the book's Notation page and chapter 1, one sample and one output at a time, with no broadcasting,
-no in-place tricks and no shared code with the kernels, so that the tests compare two
-independent computations.
+Written from the formulas of the book's Notation page and chapter 1, one sample and one
+output at a time, with no broadcasting, no in-place tricks and no shared code with the
+kernels, so that the tests compare two independent computations.
 """
 
 import numpy as np

@@ -85,11 +85,17 @@ FAILING = Experiment(
 )
 
 NON_FINITE = Experiment(
-    name="non_finite", description="NaN and infinities in results.", run=non_finite, presets={"tiny": [{"seed": 0}, {"seed": 1}]}
+    name="non_finite",
+    description="NaN and infinities in results.",
+    run=non_finite,
+    presets={"tiny": [{"seed": 0}, {"seed": 1}]},
 )
 
 RESERVED = Experiment(
-    name="reserved", description="A result with the string 'nan'.", run=returns_reserved_string, presets={"tiny": [{"seed": 0}]}
+    name="reserved",
+    description="A result with the string 'nan'.",
+    run=returns_reserved_string,
+    presets={"tiny": [{"seed": 0}]},
 )
 
 NOT_AN_EXPERIMENT = 42
@@ -107,7 +113,9 @@ def dies_on_seed_3(params: dict[str, Any]) -> dict[str, Any]:
     return seeded_numbers(params)
 
 
-DIES = Experiment(name="dies", description="Seed 3 kills its worker.", run=dies_on_seed_3, presets={"tiny": _grid(range(4), 10)})
+DIES = Experiment(
+    name="dies", description="Seed 3 kills its worker.", run=dies_on_seed_3, presets={"tiny": _grid(range(4), 10)}
+)
 
 
 def blas_thread_count() -> int:

@@ -125,7 +125,11 @@ def test_find_root_walks_up(book: Path) -> None:
 def test_find_chapters_by_number_stem_and_path(book: Path) -> None:
     ch = book / "chapters"
     assert chapters.find_chapters() == [ch / "01_first.ipynb", ch / "02_second.ipynb", ch / "10_tenth.ipynb"]
-    assert chapters.find_chapters(["1", "01", "10"]) == [ch / "01_first.ipynb", ch / "01_first.ipynb", ch / "10_tenth.ipynb"]
+    assert chapters.find_chapters(["1", "01", "10"]) == [
+        ch / "01_first.ipynb",
+        ch / "01_first.ipynb",
+        ch / "10_tenth.ipynb",
+    ]
     assert chapters.find_chapters(["02_second"]) == [ch / "02_second.ipynb"]
     assert chapters.find_chapters(["chapters/02_second.ipynb"]) == [ch / "02_second.ipynb"]
     assert chapters.find_chapters(["02_second.ipynb"]) == [ch / "02_second.ipynb"]
@@ -197,7 +201,9 @@ plt.show()
 
 def test_execute_notebook_in_place_is_reproducible(book: Path) -> None:
     path = book / "chapters" / "01_first.ipynb"
-    nb = make_notebook("width: int = 3  # w", "print(open('../data/answer.txt').read().strip())", "", FIGURE, "width * 2")
+    nb = make_notebook(
+        "width: int = 3  # w", "print(open('../data/answer.txt').read().strip())", "", FIGURE, "width * 2"
+    )
     nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="stale\n")]
     nbformat.write(nb, path)
 
@@ -316,7 +322,9 @@ def test_cli_run_rejects_unknown_and_mistyped(book: Path, capsys: pytest.Capture
 
 
 def test_cli_run_writes_notebook_and_html(book: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    nbformat.write(make_notebook("width: int = 3  # hidden width", "print(width * 2)"), book / "chapters" / "01_first.ipynb")
+    nbformat.write(
+        make_notebook("width: int = 3  # hidden width", "print(width * 2)"), book / "chapters" / "01_first.ipynb"
+    )
     assert main(["run", "01_first", "-p", "width", "21"]) == 0
     out = capsys.readouterr().out
     executed = book / "runs" / "01_first_width-21.ipynb"
@@ -326,7 +334,11 @@ def test_cli_run_writes_notebook_and_html(book: Path, capsys: pytest.CaptureFixt
     assert any("42" in "".join(o.get("text", "")) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "42" in executed.with_suffix(".html").read_text()
     # the chapter itself is untouched
-    assert all(c.get("outputs", []) == [] for c in nbformat.read(book / "chapters" / "01_first.ipynb", as_version=4).cells if c.cell_type == "code")
+    assert all(
+        c.get("outputs", []) == []
+        for c in nbformat.read(book / "chapters" / "01_first.ipynb", as_version=4).cells
+        if c.cell_type == "code"
+    )
 
 
 def test_rerun_page_lists_every_chapter_and_parameter(book: Path) -> None:

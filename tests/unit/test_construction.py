@@ -61,7 +61,9 @@ def test_impossible_problems_raise():
     with pytest.raises(ValueError, match=r"width: the box construction needs N <= width \+ 1 = 7"):
         zl.zero_loss_minimizer(X, Y, depth=2, width=6, activation="tanh", method="box")
     X_low = data.standard_normal((8, 3))  # 8 points in R^3 cannot be affinely independent
-    with pytest.raises(ValueError, match=r"affinely independent .* got rank 4 \(impossible with N > input_dim \+ 1 = 4\)"):
+    with pytest.raises(
+        ValueError, match=r"affinely independent .* got rank 4 \(impossible with N > input_dim \+ 1 = 4\)"
+    ):
         zl.zero_loss_minimizer(X_low, Y, depth=2, width=10, activation="relu")
     X_dup = X.copy()
     X_dup[1] = X_dup[0]
@@ -264,7 +266,12 @@ def test_pullback_any_width_at_least_Q():
 
 def test_auto_picks_the_papers_construction():
     X, Y = _pullback_problem(4, 5, 6, 1)
-    for activation, method in [("tanh", "pullback"), ("identity", "pullback"), ("relu", "shift"), ("softplus", "shift")]:
+    for activation, method in [
+        ("tanh", "pullback"),
+        ("identity", "pullback"),
+        ("relu", "shift"),
+        ("softplus", "shift"),
+    ]:
         auto = zl.zero_loss_minimizer(X, Y, depth=2, width=6, activation=activation)
         explicit = zl.zero_loss_minimizer(X, Y, depth=2, width=6, activation=activation, method=method)
         assert np.array_equal(auto.flat(), explicit.flat())
@@ -275,7 +282,9 @@ def test_pullback_refuses_too_many_points(activation):
     """N > M + 1 points cannot be affinely independent: the first-layer regression has no
     exact solution for arbitrary pre-activations, so the construction refuses."""
     X, Y = _pullback_problem(5, 6, 4, 1)
-    with pytest.raises(ValueError, match=r"X: .*rank \[X 1\] = N = 6; got rank 5 \(impossible with N > input_dim \+ 1 = 5\)"):
+    with pytest.raises(
+        ValueError, match=r"X: .*rank \[X 1\] = N = 6; got rank 5 \(impossible with N > input_dim \+ 1 = 5\)"
+    ):
         zl.zero_loss_minimizer(X, Y, depth=2, width=4, activation=activation, method="pullback")
     with pytest.raises(ValueError, match="method must be one of 'auto', 'pullback', 'shift', 'box'"):
         zl.zero_loss_minimizer(X[:3], Y[:3], depth=2, width=4, activation=activation, method="pull-back")

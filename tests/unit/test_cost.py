@@ -56,7 +56,9 @@ def test_bad_targets(small_problem):
 
 
 @pytest.mark.parametrize("activation", zl.ACTIVATIONS)
-@pytest.mark.parametrize("hidden, output_dim, n", [((), 1, 1), ((), 2, 5), ((4,), 1, 1), ((5, 1, 3), 3, 4), ((6, 5, 4), 2, 9)])
+@pytest.mark.parametrize(
+    "hidden, output_dim, n", [((), 1, 1), ((), 2, 5), ((4,), 1, 1), ((5, 1, 3), 3, 4), ((6, 5, 4), 2, 9)]
+)
 def test_cost_and_gradient_match_the_plain_formula(activation, hidden, output_dim, n):
     arch = zl.Architecture(3, hidden, output_dim, activation)
     net = zl.Network.init(arch, rng=len(hidden), bias_std=0.5)
@@ -162,7 +164,9 @@ def test_cost_function_bad_input():
         f(Z[:-1])
     with pytest.raises(ValueError, match="Z \\(flat parameters\\) must contain only finite values"):
         f(np.full(arch.num_params, np.inf))
-    with pytest.raises(ValueError, match=rf"out must have shape \({arch.num_params},\); got shape \({arch.num_params + 1},\)"):
+    with pytest.raises(
+        ValueError, match=rf"out must have shape \({arch.num_params},\); got shape \({arch.num_params + 1},\)"
+    ):
         f(Z, out=np.empty(arch.num_params + 1))
     with pytest.raises(TypeError, match="out must have dtype float64; got dtype float32"):
         f(Z, out=np.empty(arch.num_params, dtype=np.float32))
@@ -186,7 +190,9 @@ def test_cost_function_uses_x_as_given(layout):
     arch = zl.Architecture(8, (1,), 4, "tanh")
     rng = np.random.default_rng(0)
     base = rng.standard_normal((64, 24))
-    X = {"transposed": base[:, :8].T.copy().T, "column slice": base[:, ::3], "fortran": np.asfortranarray(base[:, :8])}[layout]
+    X = {"transposed": base[:, :8].T.copy().T, "column slice": base[:, ::3], "fortran": np.asfortranarray(base[:, :8])}[
+        layout
+    ]
     assert X.shape == (64, 8) and not X.flags.c_contiguous
     Y = rng.standard_normal((64, 4))
     for seed in range(50):

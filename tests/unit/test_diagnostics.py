@@ -158,7 +158,9 @@ def test_significant_and_decade():
 
 
 def _result(status, converged, act):
-    return SimpleNamespace(status=status, converged=converged, net=SimpleNamespace(arch=SimpleNamespace(sigma=zl.activation(act))))
+    return SimpleNamespace(
+        status=status, converged=converged, net=SimpleNamespace(arch=SimpleNamespace(sigma=zl.activation(act)))
+    )
 
 
 def test_classify_stationary_rule(under):

@@ -15,7 +15,9 @@ def _point(**changes):
     base = {"data": "generic", **ex.DATA_FAMILIES["generic"], "depth": 1, "width": 4,
             "activation": "relu", "steps": 50, "lr_factor": 0.5, "seed": 3}
     if changes.get("data") == "clustered":
-        base = {k: v for k, v in base.items() if k not in ex.DATA_FAMILIES["generic"]} | dict(ex.DATA_FAMILIES["clustered"])
+        base = {k: v for k, v in base.items() if k not in ex.DATA_FAMILIES["generic"]} | dict(
+            ex.DATA_FAMILIES["clustered"]
+        )
     return base | changes
 
 
@@ -56,7 +58,9 @@ def test_start_perturbation_moves_the_start_by_a_few_ulps_only():
     assert ex.dichotomy_point(p | {"start_perturbation": None}) == plain
 
 
-@pytest.mark.parametrize("data, depth, width", [("generic", 1, 3), ("generic", 2, 31), ("clustered", 3, 2), ("clustered", 1, 50)])
+@pytest.mark.parametrize(
+    "data, depth, width", [("generic", 1, 3), ("generic", 2, 31), ("clustered", 3, 2), ("clustered", 1, 50)]
+)
 def test_rank_is_bounded_by_parameters_and_outputs(data, depth, width):
     r = ex.dichotomy_point(_point(data=data, depth=depth, width=width))
     rank = round(r["rank_ratio"] * r["QN"])
@@ -106,7 +110,9 @@ def test_a_point_without_its_parameters_is_refused():
     with pytest.raises(ValueError, match="params: a dichotomy point needs"):
         ex.dichotomy_point({"data": "generic"})
     with pytest.raises(ValueError, match="needs n_classes, radius_fraction"):
-        ex.dichotomy_data({k: v for k, v in _point(data="clustered").items() if k not in ("n_classes", "radius_fraction")})
+        ex.dichotomy_data(
+            {k: v for k, v in _point(data="clustered").items() if k not in ("n_classes", "radius_fraction")}
+        )
 
 
 def test_bad_data_family_is_refused():

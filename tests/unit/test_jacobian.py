@@ -92,7 +92,9 @@ def test_layer_blocks_are_face_split_products(activation):
         # and [G ⊛ A | G] is a column permutation of G ⊛ [A 1]
         ones = np.ones((A.shape[0], 1))
         block = np.hstack([D[:, ws], D[:, bs]])
-        assert sorted(map(tuple, block.T.round(12))) == sorted(map(tuple, zl.face_split(G[:, 0, :], np.hstack([A, ones])).T.round(12)))
+        assert sorted(map(tuple, block.T.round(12))) == sorted(
+            map(tuple, zl.face_split(G[:, 0, :], np.hstack([A, ones])).T.round(12))
+        )
 
 
 @pytest.mark.parametrize("activation", zl.ACTIVATIONS)
@@ -234,7 +236,9 @@ def test_jacobian_rank_below_the_gram_resolution():
     s = zl.singular_values(D)
     assert max(D.shape) * zl.linalg.EPS < s[-1] / s[0] < zl.gram_rtol(12)  # 4.8e-8 < 5.2e-8
     assert zl.jacobian_rank(net, X) == 11
-    assert zl.jacobian_rank(net, X, rtol=1e-10) == zl.jacobian_rank(net, X, method="svd") == np.linalg.matrix_rank(D) == 12
+    assert (
+        zl.jacobian_rank(net, X, rtol=1e-10) == zl.jacobian_rank(net, X, method="svd") == np.linalg.matrix_rank(D) == 12
+    )
 
 
 def test_jacobian_rank_auto_uses_the_gram_route_unless_rtol_is_finer(monkeypatch):

@@ -96,7 +96,9 @@ def test_point_key_refuses_values_that_are_not_plain_scalars(params: dict, messa
 
 def test_points_names_the_unknown_preset_and_the_valid_ones() -> None:
     assert fx.FAST.points("tiny")[0] == {"label": "generic", "n": 60, "seed": 0, "sleep": 0.0}
-    with pytest.raises(ValueError, match=r"preset 'huge' is not defined for experiment 'fast'; valid presets: tiny, book"):
+    with pytest.raises(
+        ValueError, match=r"preset 'huge' is not defined for experiment 'fast'; valid presets: tiny, book"
+    ):
         fx.FAST.points("huge")
 
 
@@ -143,7 +145,11 @@ def test_run_resume_and_manifest(tmp_path: Path, fast_reference: dict) -> None:
     record = load_results(tmp_path)[0]
     row = record["result"]["first_row"]  # a numpy array in the result: stored as a list of floats
     assert isinstance(row, list) and len(row) == 3 and all(type(x) is float for x in row)
-    assert record["zlnotes_version"] == zlnotes.__version__ and record["elapsed_s"] >= 0 and record["finished_at"].endswith("Z")
+    assert (
+        record["zlnotes_version"] == zlnotes.__version__
+        and record["elapsed_s"] >= 0
+        and record["finished_at"].endswith("Z")
+    )
 
     again = run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
     assert (again.already_done, again.run_now) == (6, 0)
@@ -214,7 +220,9 @@ def test_local_pool_is_bit_identical_to_in_process(tmp_path: Path, fast_referenc
 
 def test_manifest_of_another_sweep_is_refused(tmp_path: Path) -> None:
     run_sweep(fx.FAILING, "tiny", tmp_path, workers=1, progress=False)
-    with pytest.raises(ValueError, match="holds a sweep of experiment 'failing', preset 'tiny', not 'fast', preset 'tiny'"):
+    with pytest.raises(
+        ValueError, match="holds a sweep of experiment 'failing', preset 'tiny', not 'fast', preset 'tiny'"
+    ):
         run_sweep(fx.FAST, "tiny", tmp_path, workers=1, progress=False)
     changed = Experiment("failing", "", fx.fails_on_seed_2, {"tiny": fx._grid(range(5), 10)})
     with pytest.raises(ValueError, match="over a different grid"):
@@ -346,7 +354,9 @@ def test_non_finite_floats_round_trip(tmp_path: Path) -> None:
         expected = fx.non_finite(record["params"])
         result = record["result"]
         assert math.isnan(result["nan"]) and math.isnan(result["nested"][1])
-        assert result["inf"] == math.inf and result["neg_inf"] == -math.inf and result["nested"][2]["deep"][0] == -math.inf
+        assert (
+            result["inf"] == math.inf and result["neg_inf"] == -math.inf and result["nested"][2]["deep"][0] == -math.inf
+        )
         assert result["exact"] == expected["exact"] and result["nested"][2]["deep"][1] == expected["exact"]
         assert result["tiny"] == 5e-324 and result["none"] is None and result["flag"] is True
 
@@ -355,7 +365,10 @@ def test_reserved_strings_make_an_error_record(tmp_path: Path) -> None:
     summary = run_sweep(fx.RESERVED, "tiny", tmp_path, workers=1, progress=False)
     assert summary.failed == 1
     (record,) = load_results(tmp_path)
-    assert record["error"] == "ValueError: result['value'] is the string 'nan', which results.jsonl reserves for a non-finite float"
+    assert (
+        record["error"]
+        == "ValueError: result['value'] is the string 'nan', which results.jsonl reserves for a non-finite float"
+    )
 
 
 def test_failing_points_are_recorded_and_retried_on_request(tmp_path: Path) -> None:
@@ -452,7 +465,10 @@ def test_cli_dry_run_prints_every_key(capsys: pytest.CaptureFixture[str], tmp_pa
     [
         (["sweep_fixtures:FAST", "--preset", "huge", "--out", "x"], "valid presets: tiny, book"),
         (["sweep_fixtures:FAST", "--preset", "tiny"], "--out DIR is required"),
-        (["sweep_fixtures:FAST", "--preset", "tiny", "--out", "x", "--workers", "0"], "workers must be an integer >= 1"),
+        (
+            ["sweep_fixtures:FAST", "--preset", "tiny", "--out", "x", "--workers", "0"],
+            "workers must be an integer >= 1",
+        ),
         (["sweep_fixtures:FAST", "--preset", "tiny", "--workers", "2", "--scheduler", "tcp://h:1"], "not allowed with"),
         (["sweep_fixtures:NOPE", "--preset", "tiny", "--dry-run"], "has no attribute 'NOPE'"),
     ],
@@ -474,7 +490,9 @@ def test_cli_runs_and_reports_error_points(capsys: pytest.CaptureFixture[str], t
     captured = capsys.readouterr()
     assert f"failing/tiny: 4 points, 0 already done, 4 run now (1 failed) -> {out}/results.jsonl" in captured.out
     assert "1 point(s) recorded as errors" in captured.err and "--retry-errors" in captured.err
-    assert main(["sweep", "sweep_fixtures:FAST", "--preset", "tiny", "--out", str(tmp_path / "ok"), "--workers", "1"]) == 0
+    assert (
+        main(["sweep", "sweep_fixtures:FAST", "--preset", "tiny", "--out", str(tmp_path / "ok"), "--workers", "1"]) == 0
+    )
 
 
 def test_cli_shows_the_repair_warning_as_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -509,7 +527,19 @@ def test_kill_9_mid_run_then_resume(tmp_path: Path) -> None:
     reference = outcomes(reference_dir)
 
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "zlnotes.book.cli", "sweep", "sweep_fixtures:SLOW", "--preset", "tiny", "--out", str(out), "--workers", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "zlnotes.book.cli",
+        "sweep",
+        "sweep_fixtures:SLOW",
+        "--preset",
+        "tiny",
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+    ]
     process = subprocess.Popen(
         command, env=subprocess_env(), start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -572,7 +602,9 @@ def test_points_overlapping_in_a_dask_worker_run_single_threaded(
     finally:
         cloudpickle.unregister_pickle_by_value(fx)
     assert summary.run_now == 12 and summary.failed == 0
-    assert {r["key"]: r["result"]["blas_threads"] for r in load_results(tmp_path)} == dict.fromkeys(grid_keys(fx.THREADS), 1)
+    assert {r["key"]: r["result"]["blas_threads"] for r in load_results(tmp_path)} == dict.fromkeys(
+        grid_keys(fx.THREADS), 1
+    )
     assert after == {2}  # the limit did not leak out of the points
 
 

@@ -158,7 +158,8 @@ def _import_distributed() -> Any:
         import distributed
     except ImportError as exc:
         raise ImportError(
-            f"scheduler: running on a Dask cluster needs dask.distributed, which is not installed ({exc}); install it with: {_DISTRIBUTED_HINT}"
+            f"scheduler: running on a Dask cluster needs dask.distributed, which is not installed ({exc}); "
+            f"install it with: {_DISTRIBUTED_HINT}"
         ) from exc
     return distributed
 
@@ -324,7 +325,11 @@ def _sweep_into(
                 f.truncate(good)
                 os.fsync(f.fileno())
         if retry_errors and any(r["status"] == "error" for r in records):
-            kept = [line for line in data[:good].splitlines(keepends=True) if line.strip() and json.loads(line)["status"] == "ok"]
+            kept = [
+                line
+                for line in data[:good].splitlines(keepends=True)
+                if line.strip() and json.loads(line)["status"] == "ok"
+            ]
             _write_atomic(results_path, b"".join(kept).decode("ascii"))
             records = [r for r in records if r["status"] == "ok"]
 

@@ -113,7 +113,11 @@ def _parse(data: bytes, path: Path) -> tuple[list[dict[str, Any]], int]:
             record = json.loads(line)
         except ValueError as exc:
             raise ValueError(f"{path}, line {number} is not valid JSON ({exc}); the file is corrupt") from None
-        if not isinstance(record, dict) or not isinstance(record.get("key"), str) or record.get("status") not in ("ok", "error"):
+        if (
+            not isinstance(record, dict)
+            or not isinstance(record.get("key"), str)
+            or record.get("status") not in ("ok", "error")
+        ):
             raise ValueError(f"{path}, line {number} is not a sweep record (needs 'key' and 'status')")
         if record["key"] in seen:
             raise ValueError(f"{path}: key {record['key']!r} appears twice (lines {seen[record['key']]} and {number})")

@@ -38,7 +38,9 @@ def _normalise_params(params: Mapping[str, Any]) -> dict[str, bool | int | float
     out = {}
     for name in sorted(params, key=str):
         if not isinstance(name, str) or not name or _FORBIDDEN_IN_KEYS & set(name) or name != name.strip():
-            raise ValueError(f"parameter names must be non-empty strings without ',', '=' or spaces around; got {name!r}")
+            raise ValueError(
+                f"parameter names must be non-empty strings without ',', '=' or spaces around; got {name!r}"
+            )
         out[name] = _scalar(name, params[name])
     return out
 
@@ -135,7 +137,8 @@ class Experiment:
             raise ValueError(f"preset must be a string naming a grid of experiment {self.name!r}; got {preset!r}")
         if preset not in self.presets:
             raise ValueError(
-                f"preset {preset!r} is not defined for experiment {self.name!r}; valid presets: {', '.join(self.presets)}"
+                f"preset {preset!r} is not defined for experiment {self.name!r}; "
+                f"valid presets: {', '.join(self.presets)}"
             )
         self._check_grid(preset, self.presets[preset])  # the mapping may have changed since
         points: list[dict[str, Any]] = []

@@ -100,14 +100,18 @@ def _append(fd: int, line: bytes) -> None:
     os.fsync(fd)
 
 
-def _check_manifest(manifest_path: Path, experiment: Experiment, preset: str, grid: list[dict[str, Any]]) -> dict | None:
+def _check_manifest(
+    manifest_path: Path, experiment: Experiment, preset: str, grid: list[dict[str, Any]]
+) -> dict | None:
     """The existing manifest if it describes this sweep; ``ValueError`` if another; None if absent."""
     if not manifest_path.exists():
         return None
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except ValueError as exc:
-        raise ValueError(f"out: {manifest_path} is not valid JSON ({exc}); remove the folder or choose another") from None
+        raise ValueError(
+            f"out: {manifest_path} is not valid JSON ({exc}); remove the folder or choose another"
+        ) from None
     if not isinstance(manifest, dict):
         raise ValueError(f"out: {manifest_path} is not a sweep manifest; remove the folder or choose another")
     theirs = (manifest.get("experiment"), manifest.get("preset"))
