@@ -321,26 +321,6 @@ def test_cli_run_rejects_unknown_and_mistyped(book: Path, capsys: pytest.Capture
     assert not (book / "runs").exists()  # nothing ran
 
 
-def test_cli_run_writes_notebook_and_html(book: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    nbformat.write(
-        make_notebook("width: int = 3  # hidden width", "print(width * 2)"), book / "chapters" / "01_first.ipynb"
-    )
-    assert main(["run", "01_first", "-p", "width", "21"]) == 0
-    out = capsys.readouterr().out
-    executed = book / "runs" / "01_first_width-21.ipynb"
-    assert f"executed notebook: {executed}" in out
-    assert f"HTML render:       {executed.with_suffix('.html')}" in out
-    nb = nbformat.read(executed, as_version=4)
-    assert any("42" in "".join(o.get("text", "")) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert "42" in executed.with_suffix(".html").read_text()
-    # the chapter itself is untouched
-    assert all(
-        c.get("outputs", []) == []
-        for c in nbformat.read(book / "chapters" / "01_first.ipynb", as_version=4).cells
-        if c.cell_type == "code"
-    )
-
-
 def test_rerun_page_lists_every_chapter_and_parameter(book: Path) -> None:
     from zlnotes.book.sphinx_rerun import render
 

@@ -17,8 +17,11 @@ A CHAPTER is a path, a stem (``01_networks_cost_jacobian``) or a number (``1``).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import shlex
+import signal
 import sys
 import time
 import warnings
@@ -47,35 +50,86 @@ def _params(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import nbformat
-    import papermill
-    from nbconvert import HTMLExporter
-
     (path,) = chapters.find_chapters([args.chapter])
     declared = {p.name: p for p in chapters.read_parameters(path)}
-    values = {}
+    values: dict[str, object] = {}
+    texts: dict[str, str] = {}
     for name, text in args.p or []:
         if name not in declared:
             raise ValueError(f"unknown parameter {name!r}; parameters are: {', '.join(declared)}")
+        if name in values:
+            raise ValueError(f"parameter {name!r} is given twice (-p {name} {texts[name]} and -p {name} {text}); give it once")
         values[name] = declared[name].parse(text)
+        texts[name] = text
     chapters.check_values(declared.values(), values)
-    out_dir = Path(args.out).resolve() if args.out else path.resolve().parent.parent / "runs"
-    args.out = str(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    unsafe = re.compile(r"[^\w.,-]+")
-    suffix = "".join(f"_{k}-{unsafe.sub('', str(v))}" for k, v in sorted(values.items()))
-    out = out_dir / f"{path.stem}{suffix}.ipynb"
+    root = chapters.find_root(path.parent)
+    out_dir = Path(args.out) if args.out else root / "runs"
+    try:
+        out_dir = chapters.prepare_output_folder(out_dir)
+    except OSError as exc:
+        print(f"zlnotes run: {exc}", file=sys.stderr)
+        return 1
+    number = m[1] if (m := re.match(r"(\d+)_", path.name)) else path.stem
+    command = shlex.join([".venv/bin/zlnotes", "run", number, *(w for n, t in texts.items() for w in ("-p", n, t))])
     print(f"running {path.name} with {values or 'its defaults'}", flush=True)
-    papermill.execute_notebook(
-        str(path), str(out), parameters=values, kernel_name="python3", language="python", cwd=str(path.parent),
-        progress_bar=True, execution_timeout=args.timeout,
-    )
-    html, _ = HTMLExporter().from_notebook_node(nbformat.read(out, as_version=4))
-    html_path = out.with_suffix(".html")
-    html_path.write_text(html, encoding="utf-8")
-    print(f"executed notebook: {out}")
-    print(f"HTML render:       {html_path}")
-    return 0
+    try:
+        result = chapters.run_chapter(path, values, out_dir, timeout=args.timeout, command=command)
+    except OSError as exc:  # e.g. the folder became read-only or vanished during the run
+        print(f"zlnotes run: cannot write the run into {out_dir}: {exc}", file=sys.stderr)
+        return 1
+    page = result.html if result.html is not None else "(not rendered: see below)"
+    if result.status == "ok":
+        print(f"executed notebook: {result.notebook}")
+        print(f"page:              {page}")
+    else:
+        what = "failed" if result.status == "failed" else "was interrupted"
+        print(f"the run {what}: {result.message or 'no cell was running'}", file=sys.stderr)
+        print(f"page:              {page}", file=sys.stderr)
+        print(f"notebook:          {result.notebook}", file=sys.stderr)
+    if result.render_error:
+        print(f"zlnotes run: the page could not be rendered: {result.render_error}", file=sys.stderr)
+    if result.status == "interrupted":
+        return 128 + (result.signum or int(signal.SIGINT))
+    return 0 if result.status == "ok" and not result.render_error else 1
+
+
+def _positive_int(text: str) -> int:
+    if not re.fullmatch(r"\+?[0-9]+", text.strip()) or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number of seconds; got {text!r}")
+    return int(text)
+
+
+#: The hidden option that ``-p NAME VALUE`` becomes before argparse sees it (see :func:`_pair_params`).
+_PAIR = "--zlnotes-param-pair"
+
+
+def _pair_params(argv: Sequence[str]) -> list[str]:
+    """Join each ``-p NAME VALUE`` of ``zlnotes run`` into one token.
+
+    argparse takes a VALUE that starts with ``-`` (``-p sweep_widths -1,0``) for an option
+    and stops with "expected 2 arguments". Joined, the value reaches the parameter's parser.
+    An incomplete ``-p`` is left as it is, for argparse to report.
+    """
+    argv = list(argv)
+    if not argv or argv[0] != "run":
+        return argv
+    out, rest = argv[:1], argv[1:]
+    i = 0
+    while i < len(rest):
+        if rest[i] in ("-p", "--param") and i + 2 < len(rest):
+            out.append(f"{_PAIR}={json.dumps([rest[i + 1], rest[i + 2]])}")
+            i += 3
+        else:
+            out.append(rest[i])
+            i += 1
+    return out
+
+
+class _ParamPair(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object, option: str | None = None) -> None:
+        pairs = getattr(namespace, "p", None) or []
+        pairs.append(json.loads(str(values)))
+        namespace.p = pairs
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -131,7 +185,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("notebooks", help="re-execute chapters in place and normalise their metadata")
     run.add_argument("chapters", nargs="*", metavar="CHAPTER", help="path, stem or number (default: every chapter)")
     run.add_argument(
-        "--timeout", type=int, default=chapters.CELL_TIMEOUT, help="seconds one cell may run (default: %(default)s)"
+        "--timeout", type=_positive_int, default=chapters.CELL_TIMEOUT,
+        help="seconds one cell may run (default: %(default)s)",
     )
     run.set_defaults(func=_notebooks)
 
@@ -144,12 +199,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("chapter", metavar="CHAPTER", help="path, stem or number")
     run.add_argument(
-        "-p", nargs=2, action="append", metavar=("NAME", "VALUE"),
-        help="a parameter value, checked against the chapter's parameters cell (repeatable)",
+        "-p", "--param", dest="p", nargs=2, action="append", metavar=("NAME", "VALUE"),
+        help="a parameter value, checked against the chapter's parameters cell (once per name; "
+        "lists as 1,2,8 or -1,0)",
     )
-    run.add_argument("--out", default=None, help="output folder (default: runs/ in the book's root)")
+    run.add_argument(_PAIR, dest="p", action=_ParamPair, help=argparse.SUPPRESS)
     run.add_argument(
-        "--timeout", type=int, default=chapters.CELL_TIMEOUT, help="seconds one cell may run (default: %(default)s)"
+        "--out", default=None, metavar="DIR",
+        help="output folder (default: runs/ in the book's root); gets NAME.ipynb and NAME.html, "
+        "or NAME-FAILED.* / NAME-INTERRUPTED.* for a run that did not complete",
+    )
+    run.add_argument(
+        "--timeout", type=_positive_int, default=chapters.CELL_TIMEOUT,
+        help="seconds one cell may run (default: %(default)s)",
     )
     run.set_defaults(func=_run)
 
@@ -193,27 +255,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         unchanged, and later chapters are not run) or a sweep failed or holds error
         records, 2 on bad arguments.
     """
-    papermill_failed: tuple[type[Exception], ...] = ()
     chapter_failed: tuple[type[Exception], ...] = ()
     try:  # the Jupyter stack is needed by the chapter commands only, not by `zlnotes sweep`
         from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-        from papermill.exceptions import PapermillExecutionError
 
-        papermill_failed = (PapermillExecutionError,)
         chapter_failed = (CellExecutionError, CellTimeoutError, DeadKernelError)
     except ImportError:
         pass
 
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_pair_params(sys.argv[1:] if argv is None else argv))
     try:
         return args.func(args)
     except ValueError as exc:
         parser.error(str(exc))  # exits with status 2
-    except papermill_failed as exc:
-        where = f"cell {getattr(exc, 'cell_index', '?')}: {getattr(exc, 'ename', '')}: {getattr(exc, 'evalue', '')}"
-        print(f"the chapter failed at {where}\nsee {args.out}", file=sys.stderr)
-        return 1
     except chapter_failed as exc:
         print(f"failed; the notebook was left unchanged\n{exc}", file=sys.stderr)
         return 1
