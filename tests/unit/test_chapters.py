@@ -328,6 +328,6 @@ def test_rerun_page_lists_every_chapter_and_parameter(book: Path) -> None:
     page = render(book)
     assert page.startswith("# Rerun a chapter")
     assert page.count("## A chapter") == 3  # one section per chapter, titled by its first heading
-    assert "`zlnotes run 02 -p NAME VALUE`" in page
+    assert "`.venv/bin/zlnotes run 02 -p NAME VALUE`" in page
     assert "| `lr` | `float` | `0.01` | learning rate |" in page
     assert "| `widths` | `tuple[int, ...]` | `(2, 4, 8)` | widths to compare |" in page

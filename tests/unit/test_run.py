@@ -268,9 +268,16 @@ def test_cli_run_failed_run_page_and_no_overwrite(book: Path, capfd: pytest.Capt
 
 
 def test_run_without_assert_message_shows_the_statement(book: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    write_chapter(book / "chapters" / "01_tiny.ipynb", "assert width < 10")
+    path = book / "chapters" / "01_tiny.ipynb"
+    write_chapter(path, "assert width < 10")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[-1].metadata["tags"] = ["hide-input"]  # folded in the book; a failed run shows it
+    nbformat.write(nb, path)
     assert main(["run", "1", "-p", "width", "12", "--out", "out"]) == 1
     assert "the run failed: In [3]: AssertionError (no message) at: assert width < 10" in capfd.readouterr().err
+    failed = nbformat.read(next((book / "out").glob("*-FAILED.ipynb")), as_version=4)
+    cell = next(c for c in failed.cells if c.get("execution_count") == 3)
+    assert cell.source == "assert width < 10" and cell.metadata["tags"] == []
 
 
 def test_interrupted_run_is_kept_under_its_own_name(book: Path) -> None:

@@ -365,7 +365,8 @@ def parse_parameters(source: str) -> list[Parameter]:
             default = ast.literal_eval(node.value)
         except ValueError:
             raise ValueError(f"{where}: the default must be a Python literal") from None
-        param = Parameter(node.target.id, ast.unparse(node.annotation), default, comments.get(node.end_lineno or node.lineno, ""))
+        comment = comments.get(node.end_lineno or node.lineno, "")
+        param = Parameter(node.target.id, ast.unparse(node.annotation), default, comment)
         if not param.accepts(default):
             raise ValueError(f"{where}: the default {default!r} is not of type {param.type}")
         if any(p.name == param.name for p in params):
@@ -467,7 +468,8 @@ def normalise(nb: NotebookNode) -> NotebookNode:
     nb.cells = [
         cell
         for cell in nb.cells
-        if _INJECTED_TAG not in cell.metadata.get("tags", []) and not (cell.cell_type == "code" and not cell.source.strip())
+        if _INJECTED_TAG not in cell.metadata.get("tags", [])
+        and not (cell.cell_type == "code" and not cell.source.strip())
     ]
     ids = {cell.get("id") for cell in nb.cells}
     for index, cell in enumerate(nb.cells):
@@ -538,11 +540,12 @@ def execute_notebook(path: Path | str, *, timeout: int = CELL_TIMEOUT, kernel_na
 RUN_HEADER_TAG = "zlnotes-run-header"
 RUN_BANNER_TAG = "zlnotes-run-failed"
 _PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
+_FOLDING_TAGS = ("hide-input", "hide-cell", "remove-input", "remove-cell", "hide-output", "remove-output")
 
 #: Name suffixes of a run's outputs, by status: only a complete run gets the plain name.
 RUN_SUFFIX = {"ok": "", "failed": "-FAILED", "interrupted": "-INTERRUPTED"}
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9.,+-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.,+-]+")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _ARROW = re.compile(r"^\s*-+>\s*(\d+)\s?(.*)$")
 
@@ -746,6 +749,8 @@ def _mark_outcome(nb: NotebookNode, status: str, message: str, failed: NotebookN
     header_at = next(i for i, c in enumerate(nb.cells) if RUN_HEADER_TAG in c.metadata.get("tags", []))
     nb.cells.insert(header_at + 1, _md(banner, RUN_BANNER_TAG))
     if failed is not None:
+        tags = failed.metadata.get("tags", [])
+        failed.metadata["tags"] = [t for t in tags if t not in _FOLDING_TAGS]  # show the cell that failed
         index = next(i for i, c in enumerate(nb.cells) if c is failed)
         box = "(zlnotes-failed-cell)=\n```{error}\n" + _escape_md(
             f"The run stopped here, at In [{failed.execution_count}]" + (f": {message}" if status == "failed" else ".")
@@ -950,7 +955,9 @@ def run_chapter(
                 _stop_kernel(km)
             shutil.rmtree(ipc, ignore_errors=True)
         with _interrupts():
-            return _finish(path, root, params, values, out, name, work, executed, command, status, message, failed_exec, signum)
+            return _finish(
+                path, root, params, values, out, name, work, executed, command, status, message, failed_exec, signum
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -58,7 +58,9 @@ def _run(args: argparse.Namespace) -> int:
         if name not in declared:
             raise ValueError(f"unknown parameter {name!r}; parameters are: {', '.join(declared)}")
         if name in values:
-            raise ValueError(f"parameter {name!r} is given twice (-p {name} {texts[name]} and -p {name} {text}); give it once")
+            raise ValueError(
+                f"parameter {name!r} is given twice (-p {name} {texts[name]} and -p {name} {text}); give it once"
+            )
         values[name] = declared[name].parse(text)
         texts[name] = text
     chapters.check_values(declared.values(), values)
@@ -77,6 +79,10 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as exc:  # e.g. the folder became read-only or vanished during the run
         print(f"zlnotes run: cannot write the run into {out_dir}: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as exc:  # a second interrupt while the interrupted run was being saved
+        signum = getattr(exc, "signum", int(signal.SIGINT))
+        print(f"zlnotes run: interrupted again while saving; see {out_dir} for what was saved", file=sys.stderr)
+        return 128 + signum
     page = result.html if result.html is not None else "(not rendered: see below)"
     if result.status == "ok":
         print(f"executed notebook: {result.notebook}")
@@ -126,7 +132,9 @@ def _pair_params(argv: Sequence[str]) -> list[str]:
 
 
 class _ParamPair(argparse.Action):
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object, option: str | None = None) -> None:
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object, option: str | None = None
+    ) -> None:
         pairs = getattr(namespace, "p", None) or []
         pairs.append(json.loads(str(values)))
         namespace.p = pairs

@@ -45,15 +45,22 @@ def render(root: Path) -> str:
         "# Rerun a chapter",
         "",
         "Every chapter opens with a cell tagged `parameters`. Rerun a chapter with other values",
-        "(the values are checked against the table below before anything runs; the executed",
-        "copy and its HTML render go to `runs/`, and the chapter's own `assert`s check its claims",
-        "at the new values):",
+        "(the values are checked against the table below before anything runs, and the",
+        "chapter's own `assert`s check its claims at the new values):",
         "",
         "```bash",
         ".venv/bin/zlnotes run NN -p NAME VALUE -p NAME VALUE",
         "```",
         "",
-        "Lists take `1,2,8` or `[1, 2, 8]`; booleans take `true` or `false`.",
+        "The run is rendered as a page of this book, with the parameters that differ from the",
+        "defaults listed at its top; the command prints the path of the page (`runs/NAME.html`,",
+        "beside the executed notebook `runs/NAME.ipynb`). A run in which an `assert` fails is",
+        "kept as `runs/NAME-FAILED.html`, whose page shows the cell that failed (`In [N]`, as",
+        "Jupyter numbers it) and the message of its `assert`; an interrupted run is kept as",
+        "`runs/NAME-INTERRUPTED.html`. Neither replaces a complete run.",
+        "",
+        "Integers and floats are written plainly (`-3`, `1e-3`); lists take `1,2,8`, `-1,0` or",
+        "`[1, 2, 8]`; booleans take `true` or `false`; each parameter is given once.",
         "`.venv/bin/zlnotes params NN` prints the same table in the terminal.",
         "This page is generated from the chapters when the book is built.",
         "",
@@ -62,7 +69,7 @@ def render(root: Path) -> str:
         nb = nbformat.read(path, as_version=4)
         number = path.stem.split("_", 1)[0]
         lines += [f"## {_title(nb, path.stem)}", "", f"{{doc}}`Read the chapter <chapters/{path.stem}>` ·"
-                  f" `zlnotes run {number} -p NAME VALUE`", ""]
+                  f" `.venv/bin/zlnotes run {number} -p NAME VALUE`", ""]
         params = chapters.read_parameters(nb)
         lines += ["| parameter | type | default | meaning |", "|---|---|---|---|"]
         lines += [f"| `{p.name}` | `{_cell(p.type)}` | `{_cell(repr(p.default))}` | {_cell(p.help)} |" for p in params]
@@ -98,7 +105,10 @@ def _resolve_book_page(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     if not root_text or node.get("reftype") != "doc":
         return None
     target = node["reftarget"]
-    target = target[1:] if target.startswith("/") else posixpath.normpath(posixpath.join(posixpath.dirname(docname), target))
+    if target.startswith("/"):
+        target = target[1:]
+    else:
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(docname), target))
     root = Path(root_text)
     source = next((root / f"{target}{ext}" for ext in (".md", ".ipynb") if (root / f"{target}{ext}").is_file()), None)
     if source is None:
