@@ -739,7 +739,7 @@ def _mark_outcome(nb: NotebookNode, status: str, message: str, failed: NotebookN
     where = f"In [{failed.execution_count}]" if failed is not None else "the start"
     if status == "failed":
         head = f"This run failed at {where}: {message}"
-        after = "The cells after it did not run; what the page shows after it is the chapter's text only."
+        after = "The cells after it did not run: below it the page shows their code without outputs."
     else:
         name = signal.Signals(signum).name if signum else "an interrupt"
         head = f"This run was interrupted ({name}) while running {where}."
@@ -947,7 +947,8 @@ def run_chapter(
                 except CellTimeoutError:
                     status, message = "failed", f"the cell ran longer than the timeout of {timeout} s"
                 except DeadKernelError as exc:
-                    status, message = "failed", f"the kernel died ({exc})"
+                    log = (ipc / "kernel.log").read_text(errors="replace").strip().splitlines()[-3:]
+                    status, message = "failed", f"the kernel died ({exc}){': ' if log else ''}{' / '.join(log)}"
         except RunInterrupted as exc:
             status, signum = "interrupted", exc.signum
         finally:
@@ -966,8 +967,10 @@ def _ipc_kernel_manager(folder: Path) -> Any:
     """A kernel manager class whose kernels talk over Unix sockets in ``folder``.
 
     Over TCP (jupyter_client's default) ipykernel warns on every start that the traffic is
-    not encrypted, and that warning would land in the run's progress line. The class keeps
-    its instances so that :func:`run_chapter` can stop a kernel an interrupt left running.
+    not encrypted, and that warning would land in the run's progress line. The kernel's own
+    stderr (its log, and the noise of a kernel stopped mid-reply) goes to ``folder/kernel.log``,
+    not to the terminal. The class keeps its instances so that :func:`run_chapter` can stop a
+    kernel an interrupt left running.
     """
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
@@ -986,6 +989,11 @@ def _ipc_kernel_manager(folder: Path) -> Any:
         @default("ip")
         def _ip_default(self) -> str:
             return str(folder / "kernel")
+
+        async def start_kernel(self, **kwargs: Any) -> None:  # type: ignore[override]
+            with open(folder / "kernel.log", "ab") as log:  # the child keeps its own descriptor
+                kwargs.setdefault("stderr", log)
+                await super().start_kernel(**kwargs)
 
     return IPCKernelManager
 
@@ -1024,6 +1032,10 @@ def _finish(
             where = f"In [{failed.execution_count}]: " if failed is not None else ""
             message = where + message
     nb.cells = [c for c in nb.cells if _PAPERMILL_ERROR_TAG not in c.metadata.get("tags", [])]
+    if status == "interrupted":
+        how = signal.Signals(signum).name if signum else "interrupt"
+        running = f"while running In [{failed.execution_count}]" if failed is not None else "before any cell ran"
+        message = f"{how} {running}"
     _insert_header(nb, run_header(params, values, command or f"zlnotes run {path.stem[:2]}"))
     _mark_outcome(nb, status, message.split(": ", 1)[1] if message.startswith("In [") else message, failed, signum)
     suffix = RUN_SUFFIX[status]

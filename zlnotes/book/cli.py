@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"page:              {page}")
     else:
         what = "failed" if result.status == "failed" else "was interrupted"
-        print(f"the run {what}: {result.message or 'no cell was running'}", file=sys.stderr)
+        print(f"the run {what}: {result.message}", file=sys.stderr)
         print(f"page:              {page}", file=sys.stderr)
         print(f"notebook:          {result.notebook}", file=sys.stderr)
     if result.render_error:
