@@ -120,6 +120,12 @@ def test_parse_accepts_nan_and_inf_only_where_the_default_is_one() -> None:
         Parameter("tol", "float", 1e-3, "").parse("inf")
 
 
+def test_parse_refuses_text_that_is_not_utf8() -> None:
+    invalid = b"re\xfflu".decode("utf-8", "surrogateescape")  # what Python makes of an invalid byte in argv
+    with pytest.raises(ValueError, match="parameter 'activation' must be valid UTF-8 text"):
+        Parameter("activation", "str", "tanh", "").parse(invalid)
+
+
 def test_pair_params_keeps_values_that_start_with_a_dash() -> None:
     paired = _pair_params(["run", "1", "-p", "widths", "-1,0", "--timeout", "5"])
     assert paired[:2] == ["run", "1"] and paired[3:] == ["--timeout", "5"]

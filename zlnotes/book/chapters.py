@@ -160,6 +160,10 @@ class Parameter:
             Naming the parameter, its type and the text that did not parse.
         """
         fail = ValueError(f"parameter {self.name!r} must be of type {self.type}; could not parse {text!r}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # e.g. an invalid byte on the command line, kept as a lone surrogate
+            raise ValueError(f"parameter {self.name!r} must be valid UTF-8 text; got {text!r}") from None
         base = self.type.split("[", 1)[0].strip()
         if base == "str":
             return text
