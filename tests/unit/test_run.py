@@ -344,3 +344,27 @@ def test_real_chapter_negative_list_reaches_the_chapter(capfd: pytest.CaptureFix
     page = next(tmp_path.glob("*-FAILED.html"))
     assert f"page:              {page}" in err
     assert f"In [{failed[1]}]" in visible_text(page.read_text())
+
+
+def test_run_build_resolves_references_to_other_book_pages(book: Path) -> None:
+    from types import SimpleNamespace
+
+    from docutils import nodes
+
+    from zlnotes.book.sphinx_rerun import _resolve_book_page
+
+    config = SimpleNamespace(zlnotes_run_root=str(book), zlnotes_run_docname="chapters/01_tiny")
+    app = SimpleNamespace(config=config)
+
+    def resolve(target: str, explicit: str = "") -> object:
+        node = {"reftype": "doc", "reftarget": target, "refexplicit": bool(explicit)}
+        return _resolve_book_page(app, None, node, nodes.Text(explicit or target))
+
+    assert resolve("../notation").astext() == "Notation and conventions"  # type: ignore[attr-defined]
+    assert resolve("/rerun").astext() == "Rerun a chapter"  # type: ignore[attr-defined]
+    assert resolve("01_tiny")["refuri"] == "#"  # type: ignore[index]
+    assert resolve("../notation", "the symbols").astext() == "the symbols"  # type: ignore[attr-defined]
+    assert resolve("02_missing") is None  # Sphinx warns as usual
+    (book / "_build" / "html").mkdir(parents=True)
+    (book / "_build" / "html" / "notation.html").write_text("<html></html>")
+    assert resolve("../notation")["refuri"] == (book / "_build" / "html" / "notation.html").as_uri()  # type: ignore[index]

@@ -24,6 +24,7 @@ from docutils import nodes
 from . import chapters
 
 PAGE = "rerun.md"
+_TITLE = "Rerun a chapter"
 
 
 def _title(nb: nbformat.NotebookNode, fallback: str) -> str:
@@ -42,7 +43,7 @@ def _cell(text: Any) -> str:
 def render(root: Path) -> str:
     """The Markdown of the page for the book at ``root``."""
     lines = [
-        "# Rerun a chapter",
+        f"# {_TITLE}",
         "",
         "Every chapter opens with a cell tagged `parameters`. Rerun a chapter with other values",
         "(the values are checked against the table below before anything runs, and the",
@@ -111,9 +112,10 @@ def _resolve_book_page(app: Any, env: Any, node: Any, contnode: Any) -> Any:
         target = posixpath.normpath(posixpath.join(posixpath.dirname(docname), target))
     root = Path(root_text)
     source = next((root / f"{target}{ext}" for ext in (".md", ".ipynb") if (root / f"{target}{ext}").is_file()), None)
-    if source is None:
+    if source is None and target != PAGE.removesuffix(".md"):  # this page is written at build time
         return None
-    text = contnode.astext() if node.get("refexplicit") else (_page_title(source) or target)
+    title = _TITLE if source is None else (_page_title(source) or target)
+    text = contnode.astext() if node.get("refexplicit") else title
     if target == docname:
         return nodes.reference("", text, internal=True, refuri="#")
     built = root / "_build" / "html" / f"{target}.html"
