@@ -4,7 +4,7 @@
 - It has two or three exercises, each with a folded solution, and at least one solution that
   computes (a code cell inside a gated solution) and asserts its answer.
 - At most :data:`MAX_VISIBLE_CODE_LINES` lines of code are visible: the rest is folded
-  (``hide-input``) machinery. No code line is wider than :data:`MAX_CODE_CHARS`, so no code box
+  (``hide-input``) machinery or sits in a folded solution. No code line is wider than :data:`MAX_CODE_CHARS`, so no code box
   scrolls in the book's text column.
 - No stored text output has a line wider than :data:`MAX_OUTPUT_CHARS`.
 - Every figure is stored at 150 dpi or more and displays at least 600 px wide at its natural
@@ -84,9 +84,25 @@ def _code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
     return [c for c in nb.cells if c.cell_type == "code"]
 
 
+def _in_solutions(nb: nbformat.NotebookNode) -> set[int]:
+    """Indices of the code cells inside a gated solution: the book shows them folded."""
+    inside, found = False, set()
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            inside = (inside or "{solution-start}" in cell.source) and "{solution-end}" not in cell.source
+        elif inside:
+            found.add(i)
+    return found
+
+
 def test_code_is_folded_and_fits(nb: nbformat.NotebookNode) -> None:
     name = nb.metadata["_path"]
-    visible = sum(len(c.source.splitlines()) for c in _code_cells(nb) if not FOLDED & set(c.metadata.get("tags", [])))
+    solutions = _in_solutions(nb)
+    visible = sum(
+        len(c.source.splitlines())
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and i not in solutions and not FOLDED & set(c.metadata.get("tags", []))
+    )
     assert visible <= MAX_VISIBLE_CODE_LINES, f"{name}: {visible} visible code lines (at most {MAX_VISIBLE_CODE_LINES}); fold machinery with hide-input"
     wide = [(i, line) for i, c in enumerate(nb.cells) if c.cell_type == "code" for line in c.source.splitlines() if len(line) > MAX_CODE_CHARS]
     assert not wide, f"{name}: {len(wide)} code lines wider than {MAX_CODE_CHARS} characters, e.g. cell {wide[0][0]}: {wide[0][1]!r}"
