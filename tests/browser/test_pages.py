@@ -238,7 +238,8 @@ class _Article(HTMLParser):
             self.depth -= 1
         elif tag == "h2" and self._in_h2:
             self._in_h2 = False
-            self.h2.append(self._text.replace("#", "").strip())
+            title = self._text.replace("#", "").strip()
+            self.h2.append(re.sub(r"^\d+(?:\.\d+)*\.\s*", "", title))  # without its section number
         elif tag == "code" and self._code_depth:
             self._code_depth -= 1
             if not self._code_depth:
