@@ -527,14 +527,19 @@ def execute_notebook(path: Path | str, *, timeout: int = CELL_TIMEOUT, kernel_na
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name=kernel_name,
-        record_timing=False,
-        resources={"metadata": {"path": str(path.parent)}},
-    )
-    client.execute()
+    ipc = Path(tempfile.mkdtemp(prefix="zlk-"))  # the kernel talks over Unix sockets: no TCP warning
+    try:
+        client = NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name=kernel_name,
+            record_timing=False,
+            resources={"metadata": {"path": str(path.parent)}},
+            kernel_manager_class=_ipc_kernel_manager(ipc),
+        )
+        client.execute()
+    finally:
+        shutil.rmtree(ipc, ignore_errors=True)
     nbformat.write(normalise(nb), path)
 
 
