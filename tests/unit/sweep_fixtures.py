@@ -1,4 +1,4 @@
-"""Test-only experiments for tests/unit/test_sweep.py, reached as ``sweep_fixtures:NAME``.
+"""Test-only experiments for tests/unit/test_sweep.py, registered by name in the tests (``REGISTRY``).
 
 Module-level so that worker processes import them by name (pytest puts tests/unit on
 sys.path and multiprocessing passes sys.path on; subprocesses get it via PYTHONPATH).
@@ -142,3 +142,33 @@ THREADS = Experiment(
     presets={"tiny": [{"seed": s, "sleep": (0.05, 0.2, 0.12)[s % 3]} for s in range(12)]},
 )
 
+
+
+def sleeps(params: dict[str, Any]) -> dict[str, Any]:
+    """Sleeps ``params["sleep"]`` seconds (so a worker is busy when its sweep is killed)."""
+    time.sleep(params["sleep"])
+    return {"seed": params["seed"]}
+
+
+SLEEPY = Experiment(
+    name="sleepy",
+    description="One second of sleep per point: workers are mid-point when the sweep is killed.",
+    run=sleeps,
+    presets={"tiny": [{"seed": s, "sleep": 1.0} for s in range(40)]},
+)
+
+REGISTRY = {e.name: e for e in (FAST, SLOW, FAILING, NON_FINITE, RESERVED, DIES, THREADS, SLEEPY)}
+"""The test experiments by name, for the registry of zlnotes.book.experiments (see :func:`cli`)."""
+
+
+def cli(argv: list[str]) -> int:
+    """``zlnotes`` with the test experiments registered: what a subprocess test runs.
+
+    ``python -c "import sys, sweep_fixtures; sys.exit(sweep_fixtures.cli(sys.argv[1:]))" sweep slow ...``
+    """
+    from zlnotes.book.cli import main
+    from zlnotes.book.experiments import register_experiment
+
+    for experiment in REGISTRY.values():
+        register_experiment(experiment)
+    return main(argv)

@@ -12,13 +12,13 @@ curve over widths is drawn for one data set), the start on ``seed`` and the arch
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from .._validation import positive_int
+from ..activations import activation
 from ..architecture import Architecture, Network
 from ..clustered import cluster_geometry, clustered_data, clustered_minimizer
 from ..construction import embed_network, zero_loss_minimizer
@@ -29,7 +29,7 @@ from ..linalg import gram_rtol, rank_from_gram_eigenvalues
 from ..sweep import Experiment
 from ..training import gradient_descent
 
-__all__ = ["EXPERIMENTS", "get_experiment", "DICHOTOMY", "DATA_FAMILIES", "dichotomy_point", "dichotomy_data", "widths_for_ratios"]
+__all__ = ["EXPERIMENTS", "get_experiment", "register_experiment", "DICHOTOMY", "DATA_FAMILIES", "dichotomy_point", "dichotomy_data", "widths_for_ratios"]
 
 DATA_FAMILIES: Mapping[str, Mapping[str, Any]] = {
     # chen2025zeroloss's setting, widened: N generic points in general position with
@@ -95,7 +95,7 @@ def _construction(data: Dataset, arch: Architecture, params: Mapping[str, Any]) 
         return ("theorem 2.2" if arch.sigma.positive_sector else "theorem 2.1"), net, ""
     if params["data"] == "clustered":
         C = params["n_classes"]
-        if arch.activation != "relu":
+        if arch.sigma != activation("relu"):  # the full definition, not the name
             return None, None, "the truncation construction is a relu network"
         if arch.depth < C or min(arch.hidden) < M:
             return None, None, f"the truncation construction needs depth >= {C} and width >= {M}"
@@ -262,44 +262,55 @@ DICHOTOMY = Experiment(
 )
 """The ``dichotomy`` sweep of chapter 09."""
 
-EXPERIMENTS: Mapping[str, Experiment] = {DICHOTOMY.name: DICHOTOMY}
-"""Experiments ``zlnotes sweep NAME`` knows by name."""
+EXPERIMENTS: dict[str, Experiment] = {DICHOTOMY.name: DICHOTOMY}
+"""The registry: the experiments ``zlnotes sweep NAME`` knows, by name.
+
+Names are looked up here only (:func:`get_experiment`): a name never imports a module.
+Code that defines another experiment adds it with :func:`register_experiment` and then
+calls :func:`zlnotes.book.cli.main` itself.
+"""
+
+
+def register_experiment(experiment: Experiment) -> Experiment:
+    """Add an experiment to :data:`EXPERIMENTS` under its name, and return it.
+
+    Raises
+    ------
+    TypeError
+        If `experiment` is not a :class:`zlnotes.sweep.Experiment`.
+    ValueError
+        If another experiment is registered under the same name.
+    """
+    if not isinstance(experiment, Experiment):
+        raise TypeError(f"experiment must be a zlnotes.sweep.Experiment; got {type(experiment).__name__}")
+    known = EXPERIMENTS.get(experiment.name)
+    if known is not None and known is not experiment:
+        raise ValueError(f"experiment name {experiment.name!r} is already registered for another experiment")
+    EXPERIMENTS[experiment.name] = experiment
+    return experiment
 
 
 def get_experiment(name: str) -> Experiment:
-    """Look up an experiment by name.
+    """Look up an experiment by name in the registry :data:`EXPERIMENTS`.
 
     Parameters
     ----------
     name : str
-        A key of :data:`EXPERIMENTS`, or ``"package.module:attribute"``
-        naming an :class:`Experiment` anywhere importable.
+        A key of :data:`EXPERIMENTS`. Nothing else is accepted: a name such as
+        ``package.module:attribute`` is an unknown name, and no module is imported.
 
     Raises
     ------
     ValueError
-        If the name is unknown (the message lists the known ones), malformed, the
-        module cannot be imported, or the attribute is not an :class:`Experiment`.
+        If the name is not a non-empty string or is unknown (the message lists the
+        known ones).
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"experiment name must be a non-empty string; got {name!r}")
-    if ":" in name:
-        module_name, _, attribute = name.partition(":")
-        if not module_name or module_name.startswith(".") or not attribute:
-            raise ValueError(f"experiment name {name!r} is malformed: expected 'package.module:attribute'")
-        try:
-            obj: object = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ValueError(f"experiment {name!r}: cannot import module {module_name!r}: {exc}") from None
-        for part in attribute.split("."):
-            if not hasattr(obj, part):
-                raise ValueError(f"experiment {name!r}: module {module_name!r} has no attribute {attribute!r}")
-            obj = getattr(obj, part)
-        if not isinstance(obj, Experiment):
-            raise ValueError(f"experiment {name!r} is a {type(obj).__name__}, not a zlnotes.sweep.Experiment")
-        return obj
     registry = EXPERIMENTS
     if name not in registry:
-        raise ValueError(f"unknown experiment {name!r}; known experiments: {', '.join(sorted(registry)) or '(none)'}")
+        raise ValueError(
+            f"unknown experiment {name!r}; known experiments: {', '.join(sorted(registry)) or '(none)'} "
+            "(names are looked up in zlnotes.book.experiments.EXPERIMENTS only)"
+        )
     return registry[name]
-

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import numbers
 import os
 import pickle
+import signal
 import socket
 import sys
 import threading
@@ -19,16 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from .provenance import _git_commit, _process_commit, _provenance
-from .records import RESULTS_FILE, RepairWarning, _encode, _parse, _record_line
+from .records import CHECKSUM_FIELD, RESULTS_FILE, RepairWarning, _encode, _parse, _record_line, _with_checksum
 from .spec import Experiment, point_key
 from .storage import (
     _TEMP_NAME,
     MANIFEST_FILE,
     MANIFEST_FORMAT,
+    FolderChangedError,
     _append,
     _check_manifest,
-    _Lock,
-    _write_atomic,
+    _Folder,
+    _prepare_folder,
 )
 
 _DISTRIBUTED_HINT = "pip install -e .[distributed]"
@@ -113,8 +116,44 @@ class SweepSummary:
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    return multiprocessing.get_context(method)
+    """``spawn``: every worker is a child of the sweep's process, so it can die with it.
+
+    (With ``forkserver`` the workers are children of the fork server, which outlives a
+    killed parent; ``fork`` would copy the parent's threads and locks.)
+    """
+    return multiprocessing.get_context("spawn")
+
+
+PARENT_POLL_S = 0.2
+"""How often a local worker checks that the sweep's process is still its parent."""
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Initializer of each local worker: end this process when the sweep's process ends.
+
+    On Linux the kernel sends SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``);
+    everywhere a daemon thread ends the process once its parent has changed (a dead
+    parent's children are adopted by another process). Without this, a ``kill -9`` of
+    the sweep leaves its workers blocked on their task queue, holding its stdout, so that
+    ``zlnotes sweep ... | tee log`` never returns.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="zlnotes-sweep-parent-watch", daemon=True).start()
 
 
 def _run_local(
@@ -128,7 +167,10 @@ def _run_local(
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    executor = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=_pool_context())
+    executor = ProcessPoolExecutor(
+        max_workers=min(workers, len(todo)), mp_context=_pool_context(),
+        initializer=_die_with_parent, initargs=(os.getpid(),),
+    )
     try:
         futures = {executor.submit(_execute, run, params): params for params in todo}
         pending = set(futures)
@@ -164,19 +206,81 @@ def _import_distributed() -> Any:
     return distributed
 
 
-def _connect(scheduler: str) -> Any:
-    """A ``distributed.Client`` connected to `scheduler`.
+SCHEDULER_TIMEOUT_S = 10.0
+"""Default seconds to wait for a Dask scheduler to connect and answer."""
 
-    ``ValueError`` naming the argument for an address Dask cannot parse, ``SweepError``
-    for one it cannot reach (within ``distributed.comm.timeouts.connect``).
+
+def _probe_scheduler(distributed: Any, scheduler: str, timeout: float) -> None:
+    """Ask the server at `scheduler` who it is, within `timeout` seconds in all.
+
+    ``distributed.Client`` waits forever for the handshake of a server that accepts a
+    connection and never answers as Dask does (an HTTP server, a silent listener), and a
+    ``Client`` that failed to start may wait a minute more at exit. So before a client
+    is made, one connection asks the server for its identity, with a deadline on the
+    whole exchange, in a thread of its own (the caller may be running an event loop).
+    ``SweepError`` if it does not answer as a Dask scheduler in time.
+    """
+    import asyncio
+    import concurrent.futures
+
+    from distributed.comm import connect
+
+    args = distributed.Security().get_connection_args("client")
+
+    async def identity() -> Any:
+        comm = await connect(scheduler, timeout=timeout, **args)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    def ask() -> Any:
+        return asyncio.run(asyncio.wait_for(identity(), timeout))
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="zlnotes-scheduler-probe")
+    try:
+        reply = pool.submit(ask).result(timeout=timeout + 5)
+    except (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError):
+        raise SweepError(
+            f"cannot connect to the Dask scheduler at {scheduler}: no answer from a Dask scheduler within "
+            f"{timeout:g} s (is a Dask scheduler listening there?)"
+        ) from None
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"scheduler: {scheduler}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - refused, reset, closed, TLS failure: all "cannot connect"
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SweepError(f"cannot connect to the Dask scheduler at {scheduler}: {message}") from None
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    if not isinstance(reply, Mapping) or reply.get("type") != "Scheduler":
+        raise SweepError(
+            f"cannot connect to the Dask scheduler at {scheduler}: the server there is not a Dask scheduler"
+        )
+
+
+def _connect(scheduler: str, timeout: float = SCHEDULER_TIMEOUT_S) -> Any:
+    """A ``distributed.Client`` connected to `scheduler`, within `timeout` seconds.
+
+    ``ValueError`` naming the argument for an address Dask cannot parse, or a ``tls://``
+    address without TLS certificates in Dask's configuration; ``SweepError`` (one line,
+    naming the address) for one it cannot reach, or where no Dask scheduler answers.
     """
     distributed = _import_distributed()
     try:  # parse first: a Client that fails to parse its address hangs 60 s in __del__ at exit
         distributed.comm.get_address_host_port(scheduler)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"scheduler: {exc}; expected an address such as 'tcp://host:8786'") from None
+    scheme = distributed.comm.parse_address(scheduler)[0]
+    security = distributed.Security()
+    if scheme == "tls" and security.get_connection_args("client").get("ssl_context") is None:
+        raise ValueError(
+            f"scheduler: {scheduler} is a TLS address, but Dask's configuration has no TLS certificates "
+            "(distributed.comm.tls); configure them or use a tcp:// address"
+        )
+    _probe_scheduler(distributed, scheduler, timeout)
     try:
-        return distributed.Client(scheduler, set_as_default=False)
+        return distributed.Client(scheduler, set_as_default=False, timeout=timeout, security=security)
     except (OSError, TimeoutError) as exc:
         raise SweepError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from exc
     except (ValueError, TypeError) as exc:
@@ -210,6 +314,7 @@ def run_sweep(
     scheduler: str | None = None,
     progress: bool = False,
     retry_errors: bool = False,
+    scheduler_timeout: float = SCHEDULER_TIMEOUT_S,
 ) -> SweepSummary:
     """Run the points of a preset that are not yet in ``out/results.jsonl``.
 
@@ -234,6 +339,10 @@ def run_sweep(
         nothing unless asked).
     retry_errors : bool
         Rerun points recorded as errors by an earlier run (their records are replaced).
+    scheduler_timeout : float
+        Seconds to wait for the Dask scheduler at `scheduler` to connect and answer
+        (default 10); a server that does not answer as a Dask scheduler in time is a
+        ``SweepError``.
 
     Returns
     -------
@@ -266,8 +375,7 @@ def run_sweep(
     if out is None or not isinstance(out, (str, os.PathLike)) or not os.fspath(out):
         raise ValueError(f"out must be the path of a folder; got {out!r}")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out must be a folder; {out} is a file")
+    _prepare_folder(out, create=False)
     if scheduler is None and workers > 1:
         try:
             pickle.dumps(experiment.run)
@@ -276,7 +384,13 @@ def run_sweep(
                 f"the run function of experiment {experiment.name!r} cannot be sent to worker processes "
                 f"(define it at module level): {exc}"
             ) from None
-    client = _connect(scheduler) if scheduler is not None else None  # fails before `out` is touched
+    if (
+        isinstance(scheduler_timeout, bool) or not isinstance(scheduler_timeout, numbers.Real)
+        or not math.isfinite(scheduler_timeout) or scheduler_timeout <= 0
+    ):
+        raise ValueError(f"scheduler_timeout must be a finite number of seconds > 0; got {scheduler_timeout!r}")
+    # fails before `out` is touched
+    client = _connect(scheduler, float(scheduler_timeout)) if scheduler is not None else None
     try:
         return _sweep_into(experiment, preset, grid, out, workers, scheduler, client, progress, retry_errors)
     finally:
@@ -291,14 +405,14 @@ def _sweep_into(
     """:func:`run_sweep` once its arguments are checked (and the Dask client connected)."""
     from tqdm import tqdm
 
-    out.mkdir(parents=True, exist_ok=True)
-    lock = _Lock(out)
+    _prepare_folder(out, create=True)
+    folder = _Folder(out)
     try:
         manifest_path, results_path = out / MANIFEST_FILE, out / RESULTS_FILE
-        manifest = _check_manifest(manifest_path, experiment, preset, grid)
+        manifest = _check_manifest(folder, experiment, preset, grid)
         keys = {point_key(p): p for p in grid}
 
-        data = results_path.read_bytes() if results_path.exists() else b""
+        data = folder.read(RESULTS_FILE) or b""
         records, good = _parse(data, results_path)
         strangers = [r["key"] for r in records if r["key"] not in keys]
         if strangers:
@@ -311,7 +425,7 @@ def _sweep_into(
 
         # The folder holds this sweep: only now change anything in it.
         for stale in out.iterdir():  # left by a crash inside _write_atomic
-            if _TEMP_NAME.fullmatch(stale.name) and stale.is_file():
+            if _TEMP_NAME.fullmatch(stale.name) and stale.is_file() and not stale.is_symlink():
                 stale.unlink()
         repaired = good < len(data)
         if repaired:
@@ -321,20 +435,23 @@ def _sweep_into(
                 RepairWarning,
                 stacklevel=3,
             )
-            with open(results_path, "r+b") as f:
-                f.truncate(good)
-                os.fsync(f.fileno())
+            fd = folder.open_append(RESULTS_FILE)  # the file just read (checked), writable
+            folder.check()
+            os.ftruncate(fd, good)
+            os.fsync(fd)
         if retry_errors and any(r["status"] == "error" for r in records):
-            kept = [
-                line
-                for line in data[:good].splitlines(keepends=True)
-                if line.strip() and json.loads(line)["status"] == "ok"
-            ]
-            _write_atomic(results_path, b"".join(kept).decode("ascii"))
             records = [r for r in records if r["status"] == "ok"]
+            kept = [line for line in data[:good].splitlines(keepends=True) if line.strip()]
+            kept = [line for line in kept if json.loads(line)["status"] == "ok"]
+            folder.forget(RESULTS_FILE)
+            folder.write_atomic(RESULTS_FILE, b"".join(kept).decode("ascii"))
 
         done = {r["key"] for r in records}
         todo = [p for k, p in keys.items() if k not in done]
+        if todo and records and CHECKSUM_FIELD not in records[0]:
+            # written before records carried a checksum: add them (no value changes) before appending
+            folder.forget(RESULTS_FILE)
+            folder.write_atomic(RESULTS_FILE, b"".join(_with_checksum(r) for r in records).decode("ascii"))
         if manifest is None or todo:  # a finished sweep's manifest stays as it is
             run_info = _provenance(_git_commit()) | {"workers": None if scheduler else workers, "scheduler": scheduler}
             if manifest is None:
@@ -347,31 +464,48 @@ def _sweep_into(
                     **{k: v for k, v in run_info.items() if k not in ("workers", "scheduler")},
                     "runs": [],
                 }
+            manifest["format"] = MANIFEST_FORMAT
             manifest["runs"].append(run_info)
-            _write_atomic(manifest_path, json.dumps(manifest, indent=1, allow_nan=False) + "\n")
+            folder.write_atomic(MANIFEST_FILE, json.dumps(manifest, indent=1, allow_nan=False) + "\n")
         errors_before = sum(r["status"] == "error" for r in records)
-        failed = 0
+        failed = saved = 0
         if todo:
+            fd = folder.open_append(RESULTS_FILE)
             points = _run_dask(experiment.run, todo, client) if client else _run_local(experiment.run, todo, workers)
-            fd = os.open(results_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             bar = tqdm(
                 total=len(grid), initial=len(done), desc=f"{experiment.name}/{preset}", unit="pt",
                 file=sys.stderr, disable=not progress, dynamic_ncols=True,
             )
             try:
                 for params, outcome in points:
-                    _append(fd, _record_line(point_key(params), params, outcome))
+                    line = _record_line(point_key(params), params, outcome)
+                    try:
+                        folder.check()
+                        _append(fd, line)
+                        folder.check()
+                    except FolderChangedError as exc:
+                        raise SweepError(
+                            f"{exc}; stopped: this run's points from now on (and perhaps the last one) are not "
+                            f"saved in {out} (rerun to resume)"
+                        ) from None
+                    except OSError as exc:
+                        raise SweepError(
+                            f"cannot write {results_path}: {exc.strerror or exc}; stopped after saving "
+                            f"{saved} point(s) of this run (rerun to resume)"
+                        ) from None
+                    saved += 1
                     failed += outcome["status"] == "error"
                     bar.update()
             finally:
                 bar.close()
-                os.close(fd)
                 if hasattr(points, "close"):
                     points.close()
         return SweepSummary(
             total=len(grid), already_done=len(done), run_now=len(todo), failed=failed,
             errors=errors_before + failed, repaired=repaired, results=results_path,
         )
+    except FolderChangedError as exc:
+        raise SweepError(f"{exc}; stopped before running points (rerun to resume)") from None
     finally:
-        lock.release()
+        folder.release()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import numbers
@@ -15,6 +16,10 @@ from typing import Any
 import numpy as np
 
 RESULTS_FILE = "results.jsonl"
+
+
+CHECKSUM_FIELD = "checksum"
+"""The field of a record that holds :func:`_checksum` of the rest of it."""
 
 
 NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
@@ -74,6 +79,26 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def _checksum(record: Mapping[str, Any]) -> str:
+    """``"sha256:<hex>"`` of the canonical JSON of `record` without its checksum field.
+
+    Canonical: keys sorted, no spaces, ASCII, floats by ``repr``. Parsing a line and
+    dumping the result canonically gives the same text as dumping the record that was
+    written (JSON numbers and strings round-trip exactly), so the checksum can be
+    verified from the parsed line.
+    """
+    body = {k: v for k, v in record.items() if k != CHECKSUM_FIELD}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _with_checksum(record: dict[str, Any]) -> bytes:
+    """The line of `record` (without a checksum) with its checksum as the last field."""
+    record = {k: v for k, v in record.items() if k != CHECKSUM_FIELD}
+    record[CHECKSUM_FIELD] = _checksum(record)
+    return (json.dumps(record, allow_nan=False) + "\n").encode("ascii")
+
+
 def _record_line(key: str, params: dict[str, Any], outcome: dict[str, Any]) -> bytes:
     record = {
         "key": key,
@@ -88,7 +113,7 @@ def _record_line(key: str, params: dict[str, Any], outcome: dict[str, Any]) -> b
         "finished_at": _utc_now(),
         "elapsed_s": outcome["elapsed_s"],
     }
-    return (json.dumps(record, allow_nan=False) + "\n").encode("ascii")
+    return _with_checksum(record)
 
 
 def _results_path(path_or_dir: str | os.PathLike[str]) -> Path:
@@ -100,12 +125,15 @@ def _parse(data: bytes, path: Path) -> tuple[list[dict[str, Any]], int]:
     """Records of the complete lines of `data`, and the length of those lines in bytes.
 
     A final segment without a newline is a torn write and is not parsed. A complete line
-    that is not a record, or a key seen twice, means the file was not written by a sweep
-    alone: ``ValueError``.
+    that is not a record, a record whose checksum does not match, or a key seen twice,
+    means the file was not written by a sweep alone: ``ValueError``. Records written
+    before records carried a checksum are read if no record of the file has one (a
+    sweep adds them when it resumes such a file); a file mixing the two is refused.
     """
     good = data.rfind(b"\n") + 1
     records: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
+    checked = unchecked = 0  # the first line with and without a checksum
     for number, line in enumerate(data[:good].splitlines(), start=1):
         if not line.strip():
             continue
@@ -119,6 +147,20 @@ def _parse(data: bytes, path: Path) -> tuple[list[dict[str, Any]], int]:
             or record.get("status") not in ("ok", "error")
         ):
             raise ValueError(f"{path}, line {number} is not a sweep record (needs 'key' and 'status')")
+        if CHECKSUM_FIELD in record:
+            if record[CHECKSUM_FIELD] != _checksum(record):
+                raise ValueError(
+                    f"{path}, line {number}: the record does not match its checksum (it was changed after it "
+                    "was written); the file is corrupt"
+                )
+            checked = checked or number
+        else:
+            unchecked = unchecked or number
+        if checked and unchecked:
+            raise ValueError(
+                f"{path}: line {unchecked} has no checksum but line {checked} has one (a sweep writes all "
+                "its records with one); the file is corrupt"
+            )
         if record["key"] in seen:
             raise ValueError(f"{path}: key {record['key']!r} appears twice (lines {seen[record['key']]} and {number})")
         seen[record["key"]] = number
@@ -150,7 +192,8 @@ def load_results(path_or_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     Raises
     ------
     ValueError
-        If a complete line is not a record or a key appears twice.
+        If a complete line is not a record, a record does not match its checksum, or a
+        key appears twice.
     FileNotFoundError
         If there is no such file.
     """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,8 +20,8 @@ MANIFEST_FILE = "sweep.json"
 LOCK_FILE = ".lock"
 
 
-MANIFEST_FORMAT = 1
-"""Version of the layout of ``sweep.json`` and ``results.jsonl``."""
+MANIFEST_FORMAT = 2
+"""Version of the layout of ``sweep.json`` and ``results.jsonl`` (2: records carry a checksum)."""
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -69,27 +70,195 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class _Lock:
-    """An exclusive ``flock`` on ``DIR/.lock``, held for the life of a sweep."""
+class FolderChangedError(RuntimeError):
+    """The output folder, its lock or its results file was removed or replaced while a sweep ran.
+
+    Raised by :meth:`_Folder.check`; :func:`zlnotes.sweep.run_sweep` turns it into a
+    :class:`zlnotes.sweep.SweepError` (the executors own that class).
+    """
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+class _Folder:
+    """The output folder of a running sweep, locked for the life of the sweep.
+
+    Two exclusive ``flock`` locks, taken without blocking: one on the folder itself (so
+    deleting ``.lock`` does not free the folder for a second sweep) and one on
+    ``DIR/.lock`` (which also holds this process's PID, for the message a second sweep
+    gives). Files of the folder are opened with ``O_NOFOLLOW`` and must be regular files
+    with one link: a symbolic link, hard link, FIFO or folder planted under the name of
+    ``.lock``, ``results.jsonl`` or ``sweep.json`` is refused before anything is
+    written, and its target is not touched. :meth:`check` (called before and after every
+    write) stops the sweep when the folder, ``.lock`` or ``results.jsonl`` is no longer
+    the one it locked and opened.
+    """
 
     def __init__(self, directory: Path) -> None:
         import fcntl
 
         self._fcntl = fcntl
-        self.path = directory / LOCK_FILE
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.path = directory
+        self.fds: dict[str, int] = {}  # name -> open descriptor, for identity checks
+        self.identity: dict[str, tuple[int, int]] = {}
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(self.fd, 64).decode(errors="replace").strip() or "unknown"
-            os.close(self.fd)
-            raise ValueError(f"out {directory} is in use by another running sweep (pid {holder})") from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+            self.dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError as exc:
+            raise ValueError(f"out: cannot open the folder {directory}: {exc.strerror}") from None
+        self.identity["."] = _identity(os.fstat(self.dir_fd))
+        try:
+            try:
+                fcntl.flock(self.dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ValueError(
+                    f"out {directory} is in use by another running sweep (pid {self._holder()})"
+                ) from None
+            except OSError:
+                pass  # a file system without flock on folders: the lock file alone
+            fd = self._open(LOCK_FILE, os.O_RDWR | os.O_CREAT)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ValueError(
+                    f"out {directory} is in use by another running sweep (pid {self._holder()})"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
+            self.release()
+            raise
+
+    def _holder(self) -> str:
+        """The PID in ``.lock`` of the sweep holding the folder, or ``"unknown"``."""
+        try:
+            fd = os.open(LOCK_FILE, os.O_RDONLY | _NOFOLLOW | _NONBLOCK, dir_fd=self.dir_fd)
+        except OSError:
+            return "unknown"
+        try:
+            text = os.read(fd, 64).decode(errors="replace").strip()
+        except OSError:
+            text = ""
+        finally:
+            os.close(fd)
+        return text if text.isdigit() else "unknown"
+
+    def _open(self, name: str, flags: int) -> int:
+        """Open ``DIR/name`` without following a link; ``ValueError`` unless a regular file with one link."""
+        path = self.path / name
+        try:
+            fd = os.open(name, flags | _NOFOLLOW | _NONBLOCK, 0o644, dir_fd=self.dir_fd)
+        except OSError as exc:
+            if os.path.islink(path):
+                raise ValueError(
+                    f"out: {path} is a symbolic link; a sweep does not follow links in its folder "
+                    "(remove it or choose another output folder)"
+                ) from None
+            raise ValueError(f"out: cannot open {path}: {exc.strerror}") from None
+        st = os.fstat(fd)
+        problem = (
+            "is not a regular file" if not stat.S_ISREG(st.st_mode)
+            else f"has {st.st_nlink} hard links (a sweep's files have one)" if st.st_nlink != 1
+            else None
+        )
+        if problem:
+            os.close(fd)
+            raise ValueError(f"out: {path} {problem}; remove it or choose another output folder")
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
+        if name in self.fds:
+            os.close(self.fds.pop(name))
+        self.fds[name] = fd
+        self.identity[name] = _identity(st)
+        return fd
+
+    def read(self, name: str) -> bytes | None:
+        """The bytes of ``DIR/name``, or None if there is no such file."""
+        try:
+            os.stat(name, dir_fd=self.dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        fd = self._open(name, os.O_RDONLY)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def open_append(self, name: str) -> int:
+        """A descriptor appending to ``DIR/name``: the file read before, if any (else ``FolderChangedError``)."""
+        before = self.identity.get(name)
+        fd = self._open(name, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+        if before is not None and self.identity[name] != before:
+            raise FolderChangedError(f"{self.path / name} was replaced while the sweep ran")
+        return fd
+
+    def forget(self, name: str) -> None:
+        """Stop watching ``DIR/name`` (it is about to be replaced by this sweep)."""
+        self.identity.pop(name, None)
+        if name in self.fds and name != LOCK_FILE:
+            os.close(self.fds.pop(name))
+
+    def check(self) -> None:
+        """``FolderChangedError`` if the folder, ``.lock`` or a watched file is not what this sweep opened."""
+        try:
+            if _identity(os.stat(self.path)) != self.identity["."]:
+                raise FolderChangedError(f"the folder {self.path} was replaced while the sweep ran")
+        except FileNotFoundError:
+            raise FolderChangedError(f"the folder {self.path} was removed while the sweep ran") from None
+        for name in self.fds:
+            try:
+                now = _identity(os.stat(name, dir_fd=self.dir_fd, follow_symlinks=False))
+            except FileNotFoundError:
+                raise FolderChangedError(f"{self.path / name} was removed while the sweep ran") from None
+            if now != self.identity[name]:
+                raise FolderChangedError(f"{self.path / name} was replaced while the sweep ran")
+
+    def write_atomic(self, name: str, text: str) -> None:
+        """Replace ``DIR/name`` atomically, after checking that the folder is still this sweep's."""
+        self.check()
+        _write_atomic(self.path / name, text)
+        self.check()
 
     def release(self) -> None:
-        self._fcntl.flock(self.fd, self._fcntl.LOCK_UN)
-        os.close(self.fd)
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
+        if self.dir_fd >= 0:
+            os.close(self.dir_fd)  # closing the descriptors releases their locks
+            self.dir_fd = -1
+
+
+def _prepare_folder(out: Path, *, create: bool) -> None:
+    """``ValueError`` if `out` cannot be a sweep's folder; else create it if missing and asked to.
+
+    Its parent must exist: a missing parent is not created (a mistyped path, or a
+    mount point that is not mounted). Nothing is changed when this raises, and a folder
+    that is not writable is refused before a lock file is made in it.
+    """
+    if os.path.lexists(out):
+        if not out.is_dir():
+            kind = "a broken symbolic link" if not out.exists() else "a file"
+            raise ValueError(f"out must be a folder; {out} is {kind}")
+    else:
+        parent = out.absolute().parent
+        if not parent.is_dir():
+            what = "is not a folder" if parent.exists() else "does not exist"
+            raise ValueError(f"out: the parent folder {parent} {what}; create it first or choose another output folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ValueError(f"out: cannot create the folder {out}: its parent {parent} is not writable")
+        if create:
+            try:
+                out.mkdir()
+            except OSError as exc:
+                raise ValueError(f"out: cannot create the folder {out}: {exc.strerror}") from None
+        return
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"out: the folder {out} is not writable")
 
 
 def _append(fd: int, line: bytes) -> None:
@@ -101,13 +270,16 @@ def _append(fd: int, line: bytes) -> None:
 
 
 def _check_manifest(
-    manifest_path: Path, experiment: Experiment, preset: str, grid: list[dict[str, Any]]
+    folder: _Folder, experiment: Experiment, preset: str, grid: list[dict[str, Any]]
 ) -> dict | None:
     """The existing manifest if it describes this sweep; ``ValueError`` if another; None if absent."""
-    if not manifest_path.exists():
+    manifest_path = folder.path / MANIFEST_FILE
+    data = folder.read(MANIFEST_FILE)
+    if data is None:
         return None
+    folder.forget(MANIFEST_FILE)  # replaced atomically by this sweep, never appended to
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = json.loads(data.decode("utf-8"))
     except ValueError as exc:
         raise ValueError(
             f"out: {manifest_path} is not valid JSON ({exc}); remove the folder or choose another"
