@@ -140,11 +140,22 @@ class _ParamPair(argparse.Action):
         namespace.p = pairs
 
 
+def _positive_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0; got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0; got {text!r}")
+    return value
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from .. import sweep
     from .experiments import get_experiment
 
-    experiment = get_experiment(args.name)
+    experiment = get_experiment(args.name)  # the registry only: a name never imports a module
     points = experiment.points(args.preset)
     if args.dry_run:
         if not points:
@@ -162,8 +173,11 @@ def _sweep(args: argparse.Namespace) -> int:
             warnings.showwarning = lambda message, *_, **__: print(f"warning: {message}", file=sys.stderr, flush=True)
             summary = sweep.run_sweep(
                 experiment, args.preset, args.out, workers=args.workers, scheduler=args.scheduler,
-                retry_errors=args.retry_errors, progress=True,
+                retry_errors=args.retry_errors, progress=True, scheduler_timeout=args.scheduler_timeout,
             )
+    except ValueError as exc:  # refused before any point ran (a bad folder, a busy one, a bad address): one line
+        print(f"zlnotes sweep: error: {exc}", file=sys.stderr)
+        return 2
     except (ImportError, sweep.SweepError) as exc:
         print(f"zlnotes sweep: {exc}", file=sys.stderr)
         return 1
@@ -225,13 +239,16 @@ def _parser() -> argparse.ArgumentParser:
 
     sweep = commands.add_parser(
         "sweep", help="run an experiment over a preset's grid into DIR/results.jsonl (resumes where it stopped)",
-        description="Run a named experiment (a key of zlnotes.book.experiments.EXPERIMENTS, or package.module:attribute) "
-        "over the grid of a preset. One JSON line per finished point goes to DIR/results.jsonl; rerunning the same "
-        "command skips the points already there.",
+        description="Run a named experiment (a key of zlnotes.book.experiments.EXPERIMENTS) over the grid of a "
+        "preset. One JSON line per finished point goes to DIR/results.jsonl; rerunning the same command skips the "
+        "points already there.",
     )
-    sweep.add_argument("name", metavar="NAME", help="experiment name, or package.module:attribute")
+    sweep.add_argument("name", metavar="NAME", help="experiment name (a key of zlnotes.book.experiments.EXPERIMENTS)")
     sweep.add_argument("--preset", required=True, help="which grid to run: tiny (seconds), book (data/), full (a cluster)")
-    sweep.add_argument("--out", metavar="DIR", default=None, help="output folder; rerunning with it resumes")
+    sweep.add_argument(
+        "--out", metavar="DIR", default=None,
+        help="output folder (created if missing; its parent must exist); rerunning with it resumes",
+    )
     where = sweep.add_mutually_exclusive_group()
     where.add_argument(
         "--workers", type=int, default=None, metavar="N",
@@ -241,6 +258,10 @@ def _parser() -> argparse.ArgumentParser:
         "--scheduler", default=None, metavar="ADDR",
         help="run on the Dask cluster at ADDR (tcp://host:8786), whose workers should run with --nthreads 1 "
         "(a worker runs one point at a time); needs: pip install -e .[distributed]",
+    )
+    sweep.add_argument(
+        "--scheduler-timeout", type=_positive_seconds, default=10.0, metavar="S",
+        help="seconds to wait for the scheduler at ADDR to connect and answer as a Dask scheduler (default: 10)",
     )
     sweep.add_argument("--dry-run", action="store_true", help="print the key of every point of the grid, one per line")
     sweep.add_argument("--retry-errors", action="store_true", help="rerun points an earlier run recorded as errors")
