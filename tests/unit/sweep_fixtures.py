@@ -157,7 +157,29 @@ SLEEPY = Experiment(
     presets={"tiny": [{"seed": s, "sleep": 1.0} for s in range(40)]},
 )
 
-REGISTRY = {e.name: e for e in (FAST, SLOW, FAILING, NON_FINITE, RESERVED, DIES, THREADS, SLEEPY)}
+GATE_ENV = "ZLNOTES_TEST_GATE"
+"""Environment variable naming the file :func:`gated` waits for."""
+
+
+def gated(params: dict[str, Any]) -> dict[str, Any]:
+    """Seed 0 at once; the others wait (at most 60 s) until the file named by ``$ZLNOTES_TEST_GATE`` exists."""
+    import os
+
+    gate = os.environ.get(GATE_ENV)
+    deadline = time.monotonic() + 60
+    while params["seed"] and gate and not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return {"seed": params["seed"]}
+
+
+GATED = Experiment(
+    name="gated",
+    description="Points after the first wait for a gate file: a test decides when the sweep writes again.",
+    run=gated,
+    presets={"tiny": [{"seed": s} for s in range(6)]},
+)
+
+REGISTRY = {e.name: e for e in (FAST, SLOW, FAILING, NON_FINITE, RESERVED, DIES, THREADS, SLEEPY, GATED)}
 """The test experiments by name, for the registry of zlnotes.book.experiments (see :func:`cli`)."""
 
 

@@ -135,3 +135,26 @@ def test_clustered_data_satisfy_the_construction_condition_for_every_seed():
         assert zl.cluster_geometry(data.X, data.labels).satisfied
     with pytest.raises(ValueError, match="radius_fraction must be in"):
         ex.dichotomy_data(_point(data="clustered", radius_fraction=1.0))
+
+
+def test_the_truncation_construction_needs_relu_by_definition_not_by_name():
+    """A network whose activation is not ReLU gets no truncation construction, even one named "relu"."""
+    import dataclasses
+
+    from zlnotes.book.experiments import _construction
+
+    C = ex.DATA_FAMILIES["clustered"]["n_classes"]
+    params = _point(data="clustered", depth=C + 1, width=3)
+    data = ex.dichotomy_data(params)
+    M, Q = data.X.shape[1], data.Y.shape[1]
+    relu = zl.activation("relu")
+    impostor = dataclasses.replace(relu, value=lambda x: np.where(x > 0, x, 0.01 * x), params=(("slope", 0.01),))
+    assert impostor.name == "relu" and impostor != relu
+    for sigma in (zl.activation("leaky_relu"), zl.activation("leaky_relu", slope=0.5), impostor):
+        name, net, note = _construction(data, zl.Architecture(M, (3,) * (C + 1), Q, sigma), params)
+        assert name is None and net is None and "relu network" in note
+    name, net, _ = _construction(data, zl.Architecture(M, (3,) * (C + 1), Q, relu), params)
+    assert name == "truncation" and zl.cost(net, data.X, data.Y) < EXACT_FIT * zl.cost(
+        zl.Network.init(net.arch, np.random.default_rng(0)), data.X, data.Y)
+    leaky = ex.dichotomy_point(params | {"activation": "leaky_relu"})
+    assert leaky["construction"] is None and "relu network" in leaky["construction_note"]

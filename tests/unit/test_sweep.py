@@ -508,7 +508,7 @@ def test_cli_usage_errors(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     try:
-        code = main(["sweep", *args])  # refused by run_sweep: one line
+        code: object = main(["sweep", *args])  # refused by run_sweep: one line
     except SystemExit as info:  # refused by argparse or the registry: usage and one line
         code = info.code
     assert code == 2

@@ -20,7 +20,14 @@ Files in the output folder
         {"key": "depth=2,seed=0,width=8", "params": {...}, "status": "ok",
          "result": {...}, "error": null, "traceback": null,
          "zlnotes_version": "0.1.0", "commit": "<sha>[+dirty]" | null,
-         "host": "...", "finished_at": "<UTC ISO 8601>", "elapsed_s": 0.123}
+         "host": "...", "finished_at": "<UTC ISO 8601>", "elapsed_s": 0.123,
+         "checksum": "sha256:<hex>"}
+
+    ``checksum`` is the SHA-256 of the record's canonical JSON without it (keys sorted,
+    no spaces, ASCII): a record that does not match it is refused like a corrupt line.
+    Files written before records carried a checksum (``sweep.json`` format 1) still
+    load; a sweep that resumes one first rewrites it with checksums (atomically, values
+    unchanged). A file mixing records with and without one is refused.
 
     ``zlnotes_version``, ``commit`` and ``host`` are those of the process that ran
     the point (on Dask, the worker's checkout, which may differ from the parent's;
@@ -41,8 +48,17 @@ Files in the output folder
     (temporary file + ``os.replace``). A sweep refuses to resume into a folder whose
     manifest names another experiment, preset or grid.
 ``.lock``
-    Held with ``fcntl.flock`` while a sweep runs, so two sweeps never write the same
-    folder (POSIX only).
+    Holds the PID of the running sweep. A sweep takes an exclusive ``fcntl.flock`` on
+    the folder itself and on ``.lock`` for its whole run (POSIX only), so two sweeps
+    never write the same folder, even if ``.lock`` is deleted meanwhile.
+
+The folder's files are opened without following symbolic links: a symbolic link, hard
+link or non-regular file named ``.lock``, ``results.jsonl`` or ``sweep.json`` is refused
+(``ValueError``) and its target is not touched. Before and after every write the sweep
+checks that the folder, ``.lock`` and ``results.jsonl`` are still the ones it locked and
+opened; if one was removed or replaced (``rm -rf`` of the folder mid-run), it stops with
+:class:`SweepError`. The folder is created if missing, but not its parent; a folder that
+cannot be written is refused before anything is changed.
 
 Non-finite floats
 -----------------
@@ -52,6 +68,16 @@ strings back into floats. A result may therefore not contain these three strings
 itself (the point is recorded as an error). Finite floats round-trip exactly
 (``repr``). Results may also hold numpy scalars, numpy arrays and tuples; they are
 stored as Python numbers and lists.
+
+Worker processes and schedulers
+-------------------------------
+Local workers are children of the sweep's process and die with it: on Linux the kernel
+kills them when it ends (``PR_SET_PDEATHSIG``), and everywhere a thread in each worker
+ends it once its parent is gone. A ``kill -9`` of the sweep leaves no worker behind (and
+none holding its output pipe). A Dask scheduler must connect and answer as one within
+``scheduler_timeout`` seconds (default 10), or the sweep stops with a one-line
+:class:`SweepError` naming the address; a ``tls://`` address needs TLS certificates in
+Dask's configuration.
 
 Failed points
 -------------
@@ -65,9 +91,8 @@ Determinism
 -----------
 Every point runs with BLAS and OpenMP limited to one thread (``threadpoolctl``), so a
 point gives bit-identical results in the parent process (``workers=1``), in a local
-worker process (started with ``forkserver``, or ``spawn`` where that is unavailable;
-never ``fork``) and on a Dask worker, provided the machines run the same libraries on
-the same kind of CPU.
+worker process (started with ``spawn``, never ``fork``) and on a Dask worker, provided
+the machines run the same libraries on the same kind of CPU.
 
 The limit is process-wide (it is set in the BLAS library, not per thread), so points
 in one process must not overlap: a process-wide lock lets one point at a time run under
