@@ -34,13 +34,17 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PAGES = sorted(
     p
     for p in HTML.glob("**/*.html")
-    if "_static" not in p.parts and "_sources" not in p.parts and p.name not in ("genindex.html", "search.html", "index.html")
+    if "_static" not in p.parts
+    and "_sources" not in p.parts
+    and p.name not in ("genindex.html", "search.html", "index.html")
 )
 WINDOW = (1280, 1000)  # a laptop screen: the text column is narrowest here among common desktop widths
 MIN_FIGURE_PX = 600
 
 pytestmark = pytest.mark.skipif(not HTML.is_dir(), reason="no _build/html: run `make book` first")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium); .ci/run installs it")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium); .ci/run installs it"
+)
 
 _MEASURE = """<script>
 window.addEventListener("load", () => {
@@ -77,12 +81,25 @@ def _measure(page: Path) -> dict:
         with tempfile.TemporaryDirectory() as profile:
             result = subprocess.run(
                 [
-                    str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-                    f"--window-size={WINDOW[0]},{WINDOW[1]}", f"--user-data-dir={profile}",
-                    "--virtual-time-budget=20000", "--dump-dom", copy.as_uri(),
+                    str(CHROMIUM),
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                    "--hide-scrollbars",
+                    f"--window-size={WINDOW[0]},{WINDOW[1]}",
+                    f"--user-data-dir={profile}",
+                    "--virtual-time-budget=20000",
+                    "--dump-dom",
+                    copy.as_uri(),
                 ],
-                capture_output=True, text=True, timeout=180, check=True,
+                capture_output=True,
+                text=True,
+                timeout=180,
+                check=True,
             )
     finally:
         copy.unlink()
@@ -96,12 +113,14 @@ def _measure(page: Path) -> dict:
 def test_nothing_scrolls_and_figures_are_wide(page: Path):
     measured = _measure(page)
     over = [o for o in measured["over"] if o["kind"] in ("output", "table")]
-    assert not over, f"{page.name}: {len(over)} output box(es) or table(s) scroll horizontally at {WINDOW[0]} px: " + "; ".join(
-        f"{o['kind']} {o['text']!r} ({o['scroll']} > {o['client']} px)" for o in over[:5]
+    assert not over, (
+        f"{page.name}: {len(over)} output box(es) or table(s) scroll horizontally at {WINDOW[0]} px: "
+        + "; ".join(f"{o['kind']} {o['text']!r} ({o['scroll']} > {o['client']} px)" for o in over[:5])
     )
     narrow = [f for f in measured["figures"] if f["width"] < MIN_FIGURE_PX]
-    assert not narrow, f"{page.name}: figure(s) displayed narrower than {MIN_FIGURE_PX} px at {WINDOW[0]} px: " + "; ".join(
-        f"{f['alt']!r} at {f['width']} px" for f in narrow
+    assert not narrow, (
+        f"{page.name}: figure(s) displayed narrower than {MIN_FIGURE_PX} px at {WINDOW[0]} px: "
+        + "; ".join(f"{f['alt']!r} at {f['width']} px" for f in narrow)
     )
     code = [o for o in measured["over"] if o["kind"] == "code"]
     assert not code, f"{page.name}: {len(code)} code box(es) scroll horizontally at {WINDOW[0]} px: " + "; ".join(
@@ -129,7 +148,19 @@ def test_references_have_numbers(page: Path):
     assert not bare, f"{page.name}: references rendered without a number or name: {bare}"
 
 
-_RAW = [":::{", "```{", "{cite}`", "{cite:t}`", "{cite:p}`", "{doc}`", "{prf:", "{numref}`", "{ref}`", "{eq}`", "{math}`"]
+_RAW = [
+    ":::{",
+    "```{",
+    "{cite}`",
+    "{cite:t}`",
+    "{cite:p}`",
+    "{doc}`",
+    "{prf:",
+    "{numref}`",
+    "{ref}`",
+    "{eq}`",
+    "{math}`",
+]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(HTML)))

@@ -40,7 +40,11 @@ from zlnotes.book import chapters as zl_chapters
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-PAGES = sorted(p for p in HTML.glob("**/*.html") if "_static" not in p.parts and "_sources" not in p.parts and p.name not in ("genindex.html", "search.html"))
+PAGES = sorted(
+    p
+    for p in HTML.glob("**/*.html")
+    if "_static" not in p.parts and "_sources" not in p.parts and p.name not in ("genindex.html", "search.html")
+)
 TOC_PAGES = [p for p in PAGES if p.name != "index.html"]  # index.html only redirects to intro.html
 
 
@@ -53,7 +57,9 @@ def _toc_files(node: object) -> list[str]:
     return []
 
 
-CHAPTERS = [f for f in _toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))) if f.startswith("chapters/")]
+CHAPTERS = [
+    f for f in _toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))) if f.startswith("chapters/")
+]
 
 pytestmark = pytest.mark.skipif(not HTML.is_dir(), reason="no _build/html: run `make book` first")
 
@@ -89,11 +95,24 @@ def _rendered_dom(path: Path, query: str = "") -> str:
     with tempfile.TemporaryDirectory() as profile:
         result = subprocess.run(
             [
-                str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--dump-dom", path.as_uri() + query,
+                str(CHROMIUM),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=15000",
+                "--dump-dom",
+                path.as_uri() + query,
             ],
-            capture_output=True, text=True, timeout=120, check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
         )
     return result.stdout
 
@@ -102,14 +121,18 @@ def test_pages_were_built():
     assert TOC_PAGES, "no chapter pages in _build/html"
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium); .ci/run installs it")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium); .ci/run installs it"
+)
 @pytest.mark.parametrize("page", TOC_PAGES, ids=lambda p: p.stem)
 def test_page_in_chromium(page: Path):
     dom = _rendered_dom(page)
     source = page.read_text(encoding="utf-8")
     n_math = len(re.findall(r'class="math', source))
     if n_math:
-        assert dom.count("<mjx-container") >= n_math, f"{page.name}: {n_math} math spans, MathJax typeset {dom.count('<mjx-container')}"
+        assert dom.count("<mjx-container") >= n_math, (
+            f"{page.name}: {n_math} math spans, MathJax typeset {dom.count('<mjx-container')}"
+        )
         assert "<mjx-merror" not in dom, f"{page.name}: MathJax reports a TeX error"
     assert "cdn.jsdelivr" not in source and "cdnjs" not in source, f"{page.name} loads a script from a CDN"
     assert 'class="output traceback' not in dom and "output_error" not in dom, f"{page.name} shows an error output"
@@ -144,7 +167,9 @@ def test_internal_links_resolve():
 
 # --- search, offline -------------------------------------------------------------------------
 
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium); .ci/run installs it")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium); .ci/run installs it"
+)
 
 
 def _search(words: str) -> tuple[str, list[str]]:
@@ -188,7 +213,9 @@ def test_search_finds_chapter_by_title(chapter: str):
     assert page.is_file(), f"{chapter} is in _toc.yml but {page.relative_to(ROOT)} was not built: rebuild the book"
     title = _title(page)
     status, hrefs = _search(title)
-    assert f"{chapter}.html" in [h.split("#")[0] for h in hrefs], f"searching {title!r} does not find {chapter}: {hrefs} ({status!r})"
+    assert f"{chapter}.html" in [h.split("#")[0] for h in hrefs], (
+        f"searching {title!r} does not find {chapter}: {hrefs} ({status!r})"
+    )
 
 
 @pytest.mark.parametrize("page", TOC_PAGES, ids=lambda p: p.stem)
@@ -197,7 +224,9 @@ def test_search_box_submits_to_search_page(page: Path):
     forms = re.findall(r'<form class="bd-search[^"]*"\s+action="([^"]*)"\s+method="get">(.*?)</form>', source, re.S)
     assert forms, f"{page.name} has no search box"
     for action, inner in forms:
-        assert (page.parent / action).resolve() == (HTML / "search.html").resolve(), f"{page.name}: search box submits to {action!r}"
+        assert (page.parent / action).resolve() == (HTML / "search.html").resolve(), (
+            f"{page.name}: search box submits to {action!r}"
+        )
         assert 'name="q"' in inner, f"{page.name}: the search field is not named q"
 
 
@@ -262,17 +291,25 @@ def _article(chapter: str) -> _Article:
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda f: Path(f).name)
 def test_chapter_ends_with_try_this(chapter: str):
     article = _article(chapter)
-    assert article.h2[-1] == "Try this", f"{chapter}: the last section is {article.h2[-1]!r}, not 'Try this' (sections: {article.h2})"
-    commands = [text for section, text in article.code if section == len(article.h2) - 1 and text.startswith("zlnotes run")]
+    assert article.h2[-1] == "Try this", (
+        f"{chapter}: the last section is {article.h2[-1]!r}, not 'Try this' (sections: {article.h2})"
+    )
+    commands = [
+        text for section, text in article.code if section == len(article.h2) - 1 and text.startswith("zlnotes run")
+    ]
     assert commands, f"{chapter}: 'Try this' gives no `zlnotes run {Path(chapter).name[:2]} -p NAME VALUE` command"
     notebook = ROOT / f"{chapter}.ipynb"
     params = {p.name: p for p in zl_chapters.read_parameters(notebook)}
     for command in commands:
         words = shlex.split(command)
         assert len(words) >= 3, f"{chapter}: {command!r} names no chapter"
-        assert zl_chapters.find_chapters([words[2]], ROOT) == [notebook.resolve()], f"{chapter}: {command!r} runs another chapter"
+        assert zl_chapters.find_chapters([words[2]], ROOT) == [notebook.resolve()], (
+            f"{chapter}: {command!r} runs another chapter"
+        )
         rest = words[3:]
-        assert rest and len(rest) % 3 == 0 and all(w == "-p" for w in rest[::3]), f"{chapter}: {command!r} is not of the form `-p NAME VALUE ...`"
+        assert rest and len(rest) % 3 == 0 and all(w == "-p" for w in rest[::3]), (
+            f"{chapter}: {command!r} is not of the form `-p NAME VALUE ...`"
+        )
         for name, value in zip(rest[1::3], rest[2::3]):
             assert name in params, f"{chapter}: {command!r}: no parameter {name!r} (parameters: {', '.join(params)})"
             params[name].parse(value)  # raises, naming the parameter, if the value does not parse
@@ -283,5 +320,9 @@ def test_chapter_links_to_another_chapter(chapter: str):
     article = _article(chapter)
     page = HTML / f"{chapter}.html"
     others = {(HTML / f"{c}.html").resolve() for c in CHAPTERS if c != chapter}
-    linked = {(page.parent / unquote(urlparse(h).path)).resolve() for h in article.hrefs if not urlparse(h).scheme and urlparse(h).path}
+    linked = {
+        (page.parent / unquote(urlparse(h).path)).resolve()
+        for h in article.hrefs
+        if not urlparse(h).scheme and urlparse(h).path
+    }
     assert linked & others, f"{chapter}: the text links to no other chapter (add a {{doc}}`other_chapter` reference)"

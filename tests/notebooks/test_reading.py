@@ -4,8 +4,8 @@
 - It has two or three exercises, each with a folded solution, and at least one solution that
   computes (a code cell inside a gated solution) and asserts its answer.
 - At most :data:`MAX_VISIBLE_CODE_LINES` lines of code are visible: the rest is folded
-  (``hide-input``) machinery or sits in a folded solution. No code line is wider than :data:`MAX_CODE_CHARS`, so no code box
-  scrolls in the book's text column.
+  (``hide-input``) machinery or sits in a folded solution. No code line is wider than
+  :data:`MAX_CODE_CHARS`, so no code box scrolls in the book's text column.
 - No stored text output has a line wider than :data:`MAX_OUTPUT_CHARS`.
 - Every figure is stored at 150 dpi or more and displays at least 600 px wide at its natural
   size (the book's figure style: 7 in at 192 dpi, shown at 672 px).
@@ -64,7 +64,9 @@ def test_exercises_with_folded_solutions(nb: nbformat.NotebookNode) -> None:
     exercises = re.findall(r"^:{3,}\{exercise\}\s*\n:label:\s*(\S+)", text, re.M)
     assert 2 <= len(exercises) <= 3, f"{name}: {len(exercises)} exercises (want 2 or 3)"
     for label in exercises:
-        solution = re.search(rf"^:{{3,}}\{{solution(?:-start)?\}}\s+{re.escape(label)}\s*\n((?::\w+:.*\n)*)", text, re.M)
+        solution = re.search(
+            rf"^:{{3,}}\{{solution(?:-start)?\}}\s+{re.escape(label)}\s*\n((?::\w+:.*\n)*)", text, re.M
+        )
         assert solution, f"{name}: exercise {label} has no solution"
         assert ":class: dropdown" in solution[1], f"{name}: the solution of {label} is not folded (:class: dropdown)"
     # a computational solution: a gated solution with a code cell inside it that asserts
@@ -77,7 +79,10 @@ def test_exercises_with_folded_solutions(nb: nbformat.NotebookNode) -> None:
                 inside = False
         elif inside and "assert " in cell.source:
             computed = True
-    assert computed, f"{name}: no exercise has a computed solution (a code cell with an assert between solution-start and solution-end)"
+    assert computed, (
+        f"{name}: no exercise has a computed solution "
+        "(a code cell with an assert between solution-start and solution-end)"
+    )
 
 
 def _code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
@@ -103,9 +108,19 @@ def test_code_is_folded_and_fits(nb: nbformat.NotebookNode) -> None:
         for i, c in enumerate(nb.cells)
         if c.cell_type == "code" and i not in solutions and not FOLDED & set(c.metadata.get("tags", []))
     )
-    assert visible <= MAX_VISIBLE_CODE_LINES, f"{name}: {visible} visible code lines (at most {MAX_VISIBLE_CODE_LINES}); fold machinery with hide-input"
-    wide = [(i, line) for i, c in enumerate(nb.cells) if c.cell_type == "code" for line in c.source.splitlines() if len(line) > MAX_CODE_CHARS]
-    assert not wide, f"{name}: {len(wide)} code lines wider than {MAX_CODE_CHARS} characters, e.g. cell {wide[0][0]}: {wide[0][1]!r}"
+    assert visible <= MAX_VISIBLE_CODE_LINES, (
+        f"{name}: {visible} visible code lines (at most {MAX_VISIBLE_CODE_LINES}); fold machinery with hide-input"
+    )
+    wide = [
+        (i, line)
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code"
+        for line in c.source.splitlines()
+        if len(line) > MAX_CODE_CHARS
+    ]
+    assert not wide, (
+        f"{name}: {len(wide)} code lines wider than {MAX_CODE_CHARS} characters, e.g. cell {wide[0][0]}: {wide[0][1]!r}"
+    )
 
 
 def _texts(output: nbformat.NotebookNode) -> list[str]:
@@ -125,7 +140,9 @@ def test_text_outputs_fit(nb: nbformat.NotebookNode) -> None:
         for line in text.splitlines()
         if len(line) > MAX_OUTPUT_CHARS
     ]
-    assert not wide, f"{name}: {len(wide)} stored output lines wider than {MAX_OUTPUT_CHARS} characters, e.g. {wide[0]!r}"
+    assert not wide, (
+        f"{name}: {len(wide)} stored output lines wider than {MAX_OUTPUT_CHARS} characters, e.g. {wide[0]!r}"
+    )
 
 
 def _png_width(data: str) -> int:
@@ -145,7 +162,9 @@ def test_figures_sharp_and_wide(nb: nbformat.NotebookNode) -> None:
             pixels = _png_width(o.data["image/png"])
             shown = o.get("metadata", {}).get("image/png", {}).get("width", pixels)
             dpi = 96 * pixels / shown
-            assert dpi >= MIN_DPI, f"{name}: a figure is stored at {dpi:.0f} dpi ({pixels} px shown at {shown} px); call book_style()"
+            assert dpi >= MIN_DPI, (
+                f"{name}: a figure is stored at {dpi:.0f} dpi ({pixels} px shown at {shown} px); call book_style()"
+            )
             assert shown >= MIN_DISPLAY_PX, f"{name}: a figure displays at {shown} px (at least {MIN_DISPLAY_PX})"
             figure = c.metadata.get("mystnb", {}).get("figure", {})
             assert figure.get("caption") and figure.get("name"), f"{name}: a figure without caption or name"
