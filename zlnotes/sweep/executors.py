@@ -171,6 +171,7 @@ def _run_local(
         max_workers=min(workers, len(todo)), mp_context=_pool_context(),
         initializer=_die_with_parent, initargs=(os.getpid(),),
     )
+    finished = False
     try:
         futures = {executor.submit(_execute, run, params): params for params in todo}
         pending = set(futures)
@@ -191,7 +192,12 @@ def _run_local(
                 ) from exc
             pending.discard(future)
             yield futures[future], outcome
+        finished = True
     finally:
+        if not finished:  # stopped early (an error, or the caller gave up): do not wait for points in flight
+            processes: dict[int, Any] = getattr(executor, "_processes", None) or {}  # pid -> Process
+            for process in list(processes.values()):
+                process.kill()
         executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -320,12 +326,13 @@ def run_sweep(
 
     Parameters
     ----------
-    experiment : Experiment or str
-        The experiment (the book's are named in ``zlnotes.book.experiments``).
+    experiment : Experiment
+        The experiment (the book's are registered in ``zlnotes.book.experiments``).
     preset : str
         Which grid of the experiment to run.
     out : path
-        Output folder (created if needed). Rerunning with the same folder resumes.
+        Output folder (created if missing; its parent must exist). Rerunning with the
+        same folder resumes.
     workers : int, optional
         Local worker processes (default ``os.cpu_count()``). ``1`` runs the points in
         this process.
@@ -351,13 +358,18 @@ def run_sweep(
     Raises
     ------
     ValueError
-        On bad arguments (unknown preset, ``workers < 1``, `out` not a folder path,
-        `out` in use by another sweep or holding a sweep of another experiment, preset
-        or grid, `scheduler` not an address Dask can parse). `out` is then left as it
-        was (a ``.lock`` file aside, if the folder existed).
+        On bad arguments (unknown preset, ``workers < 1``, `out` not a folder path or
+        its parent missing, `out` not writable, `out` in use by another sweep or holding
+        a sweep of another experiment, preset or grid, a symbolic link, hard link or
+        non-regular file planted in `out` under a name the sweep uses, a corrupt
+        ``results.jsonl``, `scheduler` not an address Dask can parse or a ``tls://``
+        address without certificates, `scheduler_timeout` not positive). `out` is then
+        left as it was (a ``.lock`` file aside, if the folder existed).
     SweepError
         If a worker process died or the Dask cluster failed; finished points are saved.
-        Also if the scheduler cannot be reached, before `out` is touched.
+        If the folder, its ``.lock`` or ``results.jsonl`` was removed or replaced while
+        the sweep ran (it stops at its next write). Also if no Dask scheduler answers at
+        `scheduler` within `scheduler_timeout`, before `out` is touched.
     ImportError
         If `scheduler` is given and dask.distributed is not installed.
     """

@@ -105,6 +105,7 @@ class _Folder:
 
         self._fcntl = fcntl
         self.path = directory
+        self._absolute = directory.absolute()  # the folder is found again even if the working directory changes
         self.fds: dict[str, int] = {}  # name -> open descriptor, for identity checks
         self.identity: dict[str, tuple[int, int]] = {}
         try:
@@ -206,7 +207,7 @@ class _Folder:
     def check(self) -> None:
         """``FolderChangedError`` if the folder, ``.lock`` or a watched file is not what this sweep opened."""
         try:
-            if _identity(os.stat(self.path)) != self.identity["."]:
+            if _identity(os.stat(self._absolute)) != self.identity["."]:
                 raise FolderChangedError(f"the folder {self.path} was replaced while the sweep ran")
         except FileNotFoundError:
             raise FolderChangedError(f"the folder {self.path} was removed while the sweep ran") from None
@@ -221,7 +222,7 @@ class _Folder:
     def write_atomic(self, name: str, text: str) -> None:
         """Replace ``DIR/name`` atomically, after checking that the folder is still this sweep's."""
         self.check()
-        _write_atomic(self.path / name, text)
+        _write_atomic(self._absolute / name, text)
         self.check()
 
     def release(self) -> None:
