@@ -34,6 +34,7 @@ from .linalg import (
     range_projector,
     singular_values,
 )
+from .memory import memory_budget, set_memory_budget
 from .stationary import LbfgsReport, StationaryPoint, lbfgs_polish, stationary_point
 from .symmetry import balance
 from .training import History, gradient_descent
@@ -81,10 +82,12 @@ __all__ = [
     "jacobian",
     "jacobian_rank",
     "lbfgs_polish",
+    "memory_budget",
     "ntk",
     "numerical_rank",
     "output_gradient",
     "range_projector",
+    "set_memory_budget",
     "singular_values",
     "stationary_point",
     "zero_loss_minimizer",

@@ -22,10 +22,26 @@ from numpy.typing import ArrayLike
 from ._validation import as_generator, as_matrix, as_vector, instance, positive_int, real_scalar
 from .activations import Activation
 from .activations import activation as lookup_activation
+from .memory import FLOAT_BYTES, require_memory
 from .typing import Array
 
-__all__ = ["Architecture", "Network", "require_network"]
+__all__ = ["Architecture", "Network", "require_network", "require_finite_result"]
 
+
+def require_finite_result(where: str, result: Array, X: Array, net: "Network") -> None:
+    """``ValueError`` if ``result``, computed from the finite ``X`` and ``net``, is not finite.
+
+    Finite inputs give an infinite or NaN result only when a number exceeds the float64 range
+    (about 1.8e308) on the way: the message says so and gives the sizes that caused it.
+    """
+    if np.all(np.isfinite(result)):
+        return
+    big_w = max(float(np.abs(w).max()) for w in net.weights)
+    big_b = max((float(np.abs(b).max()) for b in net.biases if b.size), default=0.0)
+    raise ValueError(
+        f"X: {where} overflow float64 (inputs or parameters too large: max |X| = {float(np.abs(X).max()):.3g}, "
+        f"max |W| = {big_w:.3g}, max |b| = {big_b:.3g}); rescale the data or the network"
+    )
 
 
 @dataclass(frozen=True, init=False)
@@ -199,6 +215,8 @@ class Network:
             weight_gain = arch.sigma.he_gain
         weight_gain = real_scalar("weight_gain", weight_gain, lo=0.0, lo_open=True)
         bias_std = real_scalar("bias_std", bias_std, lo=0.0)
+        K = arch.num_params
+        require_memory("arch", f"a network of K = {K} parameters (drawn, then copied)", 2 * K * FLOAT_BYTES)
         weights, biases = [], []
         for out, inp in arch.layer_shapes:
             weights.append(gen.standard_normal((out, inp)) * (weight_gain / np.sqrt(inp)))
@@ -222,6 +240,7 @@ class Network:
             A network holding copies of the blocks of ``Z``.
         """
         instance("arch", arch, Architecture, "a zlnotes.Architecture")
+        require_memory("arch", f"a network of K = {arch.num_params} parameters", arch.num_params * FLOAT_BYTES)
         Z = as_vector("Z (flat parameters)", Z, length=arch.num_params)
         weights, biases = [], []
         for (out, inp), (ws, bs) in zip(arch.layer_shapes, arch.param_offsets()):
@@ -237,6 +256,26 @@ class Network:
         """``X`` as a finite float64 ``(N, input_dim)`` matrix, or ``ValueError``."""
         return as_matrix("X", X, cols=self.arch.input_dim, cols_label="input_dim")
 
+    def _layers(self, X: ArrayLike) -> tuple[Array, list[Array], list[Array]]:
+        """``(X, pre, post)`` unchecked for overflow (the memory is checked first)."""
+        A = self.check_inputs(X)
+        N = A.shape[0]
+        require_memory(
+            "X",
+            f"the forward pass over N = {N} samples (pre- and post-activations, 2·N·ΣM_l numbers)",
+            2 * N * sum(self.arch.widths[1:]) * FLOAT_BYTES,
+        )
+        sigma = self.arch.sigma
+        pre, post = [], [A]
+        with np.errstate(over="ignore", invalid="ignore"):
+            for W, b in zip(self.weights[:-1], self.biases[:-1]):
+                Zl = A @ W.T
+                Zl += b
+                A = sigma.value(Zl)
+                pre.append(Zl)
+                post.append(A)
+        return post[0], pre, post
+
     def pre_and_post_activations(self, X: ArrayLike) -> tuple[list[Array], list[Array]]:
         """The hidden layers' pre- and post-activations.
 
@@ -250,16 +289,16 @@ class Network:
         (pre, post)
             ``pre = [Z_1, …, Z_L]`` with ``Z_ℓ = A_{ℓ−1} W_ℓᵀ + 1 b_ℓᵀ`` and ``post = [A_0, …,
             A_L]`` with ``A_0 = X`` and ``A_ℓ = σ(Z_ℓ)``; each of shape ``(N, M_ℓ)``.
+
+        Raises
+        ------
+        ValueError
+            If a pre- or post-activation overflows float64 (see :meth:`forward`).
         """
-        A = self.check_inputs(X)
-        sigma = self.arch.sigma
-        pre, post = [], [A]
-        for W, b in zip(self.weights[:-1], self.biases[:-1]):
-            Zl = A @ W.T
-            Zl += b
-            A = sigma.value(Zl)
-            pre.append(Zl)
-            post.append(A)
+        X, pre, post = self._layers(X)
+        for i, (Zl, Al) in enumerate(zip(pre, post[1:]), start=1):
+            require_finite_result(f"the pre-activations of hidden layer {i}", Zl, X, self)
+            require_finite_result(f"the activations of hidden layer {i}", Al, X, self)
         return pre, post
 
     def hidden(self, X: ArrayLike) -> list[Array]:
@@ -282,8 +321,19 @@ class Network:
         -------
         numpy.ndarray, shape (N, Q)
             ``F``; ``F.ravel()`` is the stacked vector ``x[Z]`` (sample-major).
+
+        Raises
+        ------
+        ValueError
+            If ``X`` is malformed, if the pass would take more than the memory budget
+            (:func:`zlnotes.set_memory_budget`), or if the outputs overflow float64 (finite
+            inputs and parameters too large): never an infinite or NaN output.
         """
-        return self.output_layer(self.pre_and_post_activations(X)[1][-1])
+        X, _, post = self._layers(X)
+        with np.errstate(over="ignore", invalid="ignore"):
+            F = self.output_layer(post[-1])
+        require_finite_result("the outputs", F, X, self)
+        return F
 
 def require_network(net: object, name: str = "net") -> Network:
     """Return ``net`` if it is a :class:`Network`, else raise ``TypeError`` naming ``name``."""

@@ -24,7 +24,10 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._validation import as_generator, as_matrix, boolean, positive_int, real_scalar
 from .architecture import Architecture, Network
+from .construction import verify_fit
 from .data import Dataset
+from .linalg import _power_of_four_scale
+from .memory import FLOAT_BYTES, require_memory
 from .typing import Array
 
 __all__ = ["ClusterGeometry", "cluster_geometry", "clustered_data", "clustered_minimizer"]
@@ -75,6 +78,11 @@ def clustered_data(
     radius = real_scalar("radius", radius, lo=0.0)
     separation = real_scalar("separation", separation, lo=0.0, lo_open=True)
     gen = as_generator(rng)
+    require_memory(
+        "n_per_class",
+        f"a data set of C·n = {C * n} points in dimension M = {M} (about 4·C·n·(M + Q) numbers)",
+        4 * C * n * (M + Q) * FLOAT_BYTES,
+    )
     means = gen.standard_normal((C, M)) * separation
     directions = gen.standard_normal((C * n, M))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
@@ -121,6 +129,11 @@ class ClusterGeometry:
         return bool(self.delta < self.h / 3)
 
 
+def _listed(values: NDArray[np.int64]) -> str:
+    shown = ", ".join(str(int(v)) for v in values[:8])
+    return f"[{shown}{', ...' if values.size > 8 else ''}]"
+
+
 def _check_labels(X: Array, labels: ArrayLike) -> tuple[NDArray[np.int64], int]:
     if labels is None or isinstance(labels, (str, bytes)):
         raise TypeError(f"labels must be an integer array (one class per sample); got {type(labels).__name__}")
@@ -133,9 +146,9 @@ def _check_labels(X: Array, labels: ArrayLike) -> tuple[NDArray[np.int64], int]:
     if lab.shape != (X.shape[0],):
         raise ValueError(f"labels must have shape ({X.shape[0]},) (one class per sample); got shape {lab.shape}")
     C = int(lab.max()) + 1 if lab.size else 0
-    if lab.min() < 0 or np.any(np.bincount(lab, minlength=C) == 0):
+    if lab.min() < 0 or C > lab.size or np.any(np.bincount(lab, minlength=C) == 0):
         raise ValueError(
-            f"labels must use every class 0..C-1 at least once (C = {C}); got classes {sorted(set(lab.tolist()))}"
+            f"labels must use every class 0..C-1 at least once (C = {C}); got classes {_listed(np.unique(lab))}"
         )
     return lab.astype(np.int64), C
 
@@ -154,6 +167,20 @@ def cluster_geometry(X: ArrayLike, labels: ArrayLike) -> ClusterGeometry:
     if C > M + 1:
         raise ValueError(
             f"labels: at most input_dim + 1 = {M + 1} classes can have affinely independent means; got {C}"
+        )
+    # Data far from unit scale (1e200: squared distances overflow; 1e-200: they underflow) are
+    # measured at a power-of-4 scale and the lengths scaled back, exactly; data inside the
+    # range [2^-300, 2^300] are measured as given.
+    e = _power_of_four_scale(X)
+    if e:
+        geo = cluster_geometry(np.ldexp(X, e), lab)
+        return ClusterGeometry(
+            np.ldexp(geo.means, -e),
+            geo.normals,
+            np.ldexp(geo.distances, -e),
+            float(np.ldexp(geo.h, -e)),
+            float(np.ldexp(geo.delta, -e)),
+            np.ldexp(geo.apexes, -e),
         )
     means = np.stack([X[lab == c].mean(axis=0) for c in range(C)])
     normals = np.zeros_like(means)
@@ -208,6 +235,12 @@ def _truncation_eta(points: Array, in_class: NDArray[np.bool_], n: Array, p: Arr
     return eta
 
 
+CLUSTER_SCALE_EXPONENT = 16
+""":func:`clustered_minimizer` builds its network on data scaled by a power of 4 to unit
+size when the largest ``|X|`` leaves ``[2^-16, 2^16]``: the construction appends columns of
+ones (the apexes' affine rank, the output layer's least squares), which is not scale-free."""
+
+
 def clustered_minimizer(
     X: ArrayLike,
     labels: ArrayLike,
@@ -234,13 +267,19 @@ def clustered_minimizer(
     -------
     Network
         Architecture ``(M, (M,)*C, Q, "relu")``. Under the sufficient condition it maps every
-        sample of class ℓ exactly to ``targets[ℓ]``.
+        sample of class ℓ exactly to ``targets[ℓ]``: with ``strict`` this is checked before
+        it returns (``|F − Y|² / |Y|² ≤`` :data:`zlnotes.construction.FIT_TOLERANCE` on the
+        data, ``Y = targets[labels]``).
 
     Raises
     ------
     ValueError
         On overlapping classes (``δ ≥ h/3`` with ``strict``), affinely dependent means or
-        apexes, or malformed input.
+        apexes, or malformed input; on a network above the memory budget
+        (:func:`zlnotes.set_memory_budget`); with ``strict``, if rounding defeats the
+        construction (the message gives the misfit and the layers' conditioning). The
+        geometry is measured scale-free, so data scaled by any power of ten in the float64
+        range give the same verdict.
     """
     X = as_matrix("X", X)
     N, M = X.shape
@@ -255,6 +294,39 @@ def clustered_minimizer(
             f"δ = {geo.delta:.3g} must be < h/3 = {geo.h / 3:.3g} (h = {geo.h:.3g} is the smallest distance "
             f"of a class mean from the affine hull of the others)"
         )
+    require_memory(
+        "X",
+        f"the truncation network ({C} hidden layers of width M = {M}) and its features on N = {N} samples",
+        (3 * C * M * (M + 1) + 4 * N * (M + 1)) * FLOAT_BYTES,
+    )
+    e = _power_of_four_scale(X, CLUSTER_SCALE_EXPONENT)
+    if e:
+        # far from unit scale the construction is built on 2^e X (exact) and 2^e is folded into
+        # the first layer's weights (exact): the network computes the same numbers on X
+        weights, biases = _truncation_layers(np.ldexp(X, e), lab, T, cluster_geometry(np.ldexp(X, e), lab))
+        weights[0] = np.ldexp(weights[0], e)
+    else:
+        weights, biases = _truncation_layers(X, lab, T, geo)
+    net = Network(Architecture(M, (M,) * C, T.shape[1], "relu"), weights, biases)
+    if not strict:
+        return net  # best effort: documented to miss the targets where the condition fails
+
+    def why() -> str:
+        kappa = max(float(np.linalg.cond(W)) for W in weights[1:-1]) if C > 1 else 1.0
+        return (
+            "the truncation layers are too badly conditioned for the data "
+            f"(largest condition number of W_l, l >= 2: {kappa:.3g}; h = {geo.h:.3g}, delta = {geo.delta:.3g})"
+        )
+
+    return verify_fit(net, X, T[lab], why)
+
+
+def _truncation_layers(
+    X: Array, lab: NDArray[np.int64], T: Array, geo: ClusterGeometry
+) -> tuple[list[Array], list[Array]]:
+    """Weights and biases of :func:`clustered_minimizer` on checked data."""
+    N, M = X.shape
+    C = geo.means.shape[0]
     apex_matrix = np.vstack([geo.apexes.T, np.ones((1, C))])  # (M + 1) × C
     if np.linalg.matrix_rank(apex_matrix) < C:
         raise ValueError("X: the apexes p_l are affinely dependent; the output layer cannot separate the classes")
@@ -287,4 +359,4 @@ def clustered_minimizer(
     theta += np.linalg.lstsq(features, Y - features @ theta, rcond=None)[0]  # iterative refinement
     weights.append(theta[:M].T)
     biases.append(theta[M])
-    return Network(Architecture(M, (M,) * C, T.shape[1], "relu"), weights, biases)
+    return weights, biases

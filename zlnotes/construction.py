@@ -46,6 +46,7 @@ and raise a ``ValueError`` where a hidden layer loses that rank.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -56,10 +57,57 @@ from .activations import Activation
 from .activations import activation as lookup_activation
 from .architecture import Architecture, Network, require_network
 from .diagnostics import affine_rank
-from .linalg import numerical_rank
+from .linalg import numerical_rank, singular_values
+from .memory import FLOAT_BYTES, require_memory
 from .typing import Array
 
-__all__ = ["zero_loss_minimizer", "embed_network", "diffeomorphism_box", "SHIFT_MARGIN", "PULLBACK_FILL"]
+__all__ = [
+    "zero_loss_minimizer",
+    "embed_network",
+    "diffeomorphism_box",
+    "verify_fit",
+    "SHIFT_MARGIN",
+    "PULLBACK_FILL",
+    "FIT_TOLERANCE",
+]
+
+
+FIT_TOLERANCE = 1e-16
+"""The exactness every construction promises and checks before it returns: the misfit
+``|F − Y|² / |Y|²`` on its own data is at most ``1e-16`` (a relative error of ``1e-8`` in the
+outputs). An exact construction reaches the rounding floor, far below (the book's chapters
+measure ``< 1e-18``); a misfit above it means that rounding defeated the construction (inputs
+too close together for the requested depth, a hidden layer too badly conditioned), and the
+construction raises a :class:`ValueError` that says why instead of returning the network."""
+
+
+def _misfit(F: Array, Y: Array) -> float:
+    """``|F − Y|² / |Y|²``, or ``|F|² / N`` for ``Y = 0``; computed on a power-of-two scale."""
+    scale = float(np.abs(Y).max())
+    if scale == 0.0:
+        scale = float(np.abs(F).max()) or 1.0
+        e = -int(np.frexp(scale)[1])
+        return float(np.sum(np.ldexp(F, e) ** 2)) * 4.0 ** (-e) / F.shape[0]
+    e = -int(np.frexp(scale)[1])  # |Y| scaled to about 1, so the squares neither overflow nor underflow
+    Fs, Ys = np.ldexp(F, e), np.ldexp(Y, e)
+    return float(np.sum((Fs - Ys) ** 2) / np.sum(Ys**2))
+
+
+def verify_fit(net: Network, X: Array, Y: Array, why: Callable[[], str]) -> Network:
+    """Return ``net`` if it fits ``(X, Y)`` to :data:`FIT_TOLERANCE`, else a ``ValueError``
+    whose message ends with ``why()`` (the reason, computed only then)."""
+    try:
+        F = net.forward(X)
+    except ValueError as err:  # the outputs overflow
+        raise ValueError(f"X: the construction does not fit: {err}; {why()}") from None
+    with np.errstate(over="ignore", invalid="ignore"):
+        misfit = _misfit(F, Y)
+    if not misfit <= FIT_TOLERANCE:
+        raise ValueError(
+            f"X: rounding defeats the exact fit: |F - Y|^2/|Y|^2 = {misfit:.3g} on the data, above "
+            f"{FIT_TOLERANCE:g}; {why()}"
+        )
+    return net
 
 
 SHIFT_MARGIN = 1.0
@@ -228,14 +276,18 @@ def zero_loss_minimizer(
     Returns
     -------
     Network
-        Its cost on ``(X, Y)`` is zero up to rounding.
+        Its cost on ``(X, Y)`` is zero up to rounding: the construction checks, before it
+        returns, that ``|F − Y|² / |Y|² ≤`` :data:`FIT_TOLERANCE` (``1e-16``) on its data.
 
     Raises
     ------
     ValueError
         If ``rank [X 1] < N`` (which includes ``N > M + 1``), if the width is too small for the
         method (``width < Q`` for the pull-back, ``N > width + 1`` for the others), if
-        ``method`` does not apply to ``activation``, or on malformed input.
+        ``method`` does not apply to ``activation``, or on malformed input; if the network would
+        take more than the memory budget (:func:`zlnotes.set_memory_budget`); and if rounding
+        defeats the construction (inputs so close that the fit misses :data:`FIT_TOLERANCE`:
+        the message gives the misfit and the condition number of the inputs).
 
     Examples
     --------
@@ -283,9 +335,25 @@ def zero_loss_minimizer(
             f"X: the construction needs affinely independent samples, rank [X 1] = N = {N}; got rank {rank}"
             + (f" (impossible with N > input_dim + 1 = {M + 1})" if N > M + 1 else "")
         )
+    require_memory(
+        "width",
+        f"a network of depth {depth} and width {width} and its features on N = {N} samples",
+        (depth * width * (width + 1) + width * (M + 1) + 4 * N * max(width, M) + (M * M if width < M else 0))
+        * FLOAT_BYTES,
+    )
     arch = Architecture(M, (width,) * depth, Q, sigma)
+
+    def why() -> str:
+        s = singular_values(np.hstack([X, np.ones((N, 1))]))[:N]
+        gaps = [float(np.linalg.norm(X[i] - X[j])) for i in range(min(N, 200)) for j in range(i)]
+        close = f", two of them {min(gaps):.3g} apart" if gaps else ""
+        return (
+            f"the inputs are too close for an exact fit by the {method} construction of depth {depth}: "
+            f"the affine system [X 1] has condition number {s[0] / s[-1]:.3g}{close}"
+        )
+
     if depth > 0 and method == "pullback":
-        return Network(arch, *_pullback(X, Y, depth, width, sigma, gen))
+        return verify_fit(Network(arch, *_pullback(X, Y, depth, width, sigma, gen)), X, Y, why)
 
     weights: list[Array] = []
     biases: list[Array] = []
@@ -327,7 +395,7 @@ def zero_loss_minimizer(
     theta = _exact_solve(np.hstack([A, np.ones((N, 1))]), Y)  # (width + 1) × Q
     weights.append(theta[:-1].T)
     biases.append(theta[-1])
-    return Network(arch, weights, biases)
+    return verify_fit(Network(arch, weights, biases), X, Y, why)
 
 
 def _params(arch: Architecture) -> str:
@@ -362,7 +430,9 @@ def embed_network(net: Network, arch: Architecture) -> Network:
     Network
         A network of ``arch`` with ``embedded.forward(X) = net.forward(X)`` for every ``X``,
         exactly in real arithmetic; in floating point up to rounding, because BLAS may sum
-        the products of the padded matrices in another order.
+        the products of the padded matrices in another order. Checked before it returns: on
+        :data:`EMBED_PROBES` seeded standard-normal inputs the two networks' outputs agree to
+        :data:`FIT_TOLERANCE` (``|F_embedded − F|² / |F|²``), or a ``ValueError`` says so.
 
     Raises
     ------
@@ -385,6 +455,7 @@ def embed_network(net: Network, arch: Architecture) -> Network:
     """
     src = require_network(net).arch
     instance("arch", arch, Architecture, "a zlnotes.Architecture")
+    require_memory("arch", f"a network of K = {arch.num_params} parameters", 2 * arch.num_params * FLOAT_BYTES)
     if (arch.input_dim, arch.output_dim) != (src.input_dim, src.output_dim):
         raise ValueError(
             f"arch: input and output dimensions must stay ({src.input_dim}, {src.output_dim}); "
@@ -425,4 +496,18 @@ def embed_network(net: Network, arch: Architecture) -> Network:
     W_out[:, : net.weights[-1].shape[1]] = net.weights[-1]
     weights.append(W_out)
     biases.append(net.biases[-1].copy())
-    return Network(arch, weights, biases)
+    big = Network(arch, weights, biases)
+    # the same function: compare the outputs on a fixed set of probe inputs
+    probes = np.random.default_rng(0).standard_normal((EMBED_PROBES, src.input_dim))
+    return verify_fit(
+        big,
+        probes,
+        net.forward(probes),
+        lambda: "the embedded network does not compute the same function as net on the probe inputs "
+        "(rounding in its identity layers or its padded sums)",
+    )
+
+
+EMBED_PROBES = 16
+"""Inputs (seeded standard normal) on which :func:`embed_network` checks that the embedded
+network computes the same outputs as the original, to :data:`FIT_TOLERANCE`."""

@@ -12,6 +12,7 @@ from numpy.typing import ArrayLike
 from ._validation import as_matrix, as_vector, instance
 from .activations import derivative_into, value_into
 from .architecture import Architecture, Network, require_network
+from .memory import FLOAT_BYTES, require_memory
 from .typing import Array
 
 __all__ = ["CostFunction", "cost", "output_gradient", "cost_and_gradient", "cost_gradient"]
@@ -22,7 +23,15 @@ def _residual(net: Network, X: ArrayLike, Y: ArrayLike) -> Array:
     """``F − Y`` (N × Q) by the network's own forward pass."""
     X = require_network(net).check_inputs(X)
     Y = as_matrix("Y", Y, rows=X.shape[0], cols=net.arch.output_dim, cols_label="output_dim")
-    return net.forward(X) - Y
+    F = net.forward(X)
+    with np.errstate(over="ignore"):
+        R = F - Y
+    if not np.all(np.isfinite(R)):
+        raise ValueError(
+            f"Y: the residuals F - Y overflow float64 (max |F| = {float(np.abs(F).max()):.3g}, "
+            f"max |Y| = {float(np.abs(Y).max()):.3g}); rescale the data or the network"
+        )
+    return R
 
 
 def cost(net: Network, X: ArrayLike, Y: ArrayLike) -> float:
@@ -42,8 +51,16 @@ def cost(net: Network, X: ArrayLike, Y: ArrayLike) -> float:
     float
         ``C ≥ 0``, with ``F = net.forward(X)``.
     """
+    X = require_network(net).check_inputs(X)
     R = _residual(net, X, Y)
-    return float(np.vdot(R, R) / (2 * R.shape[0]))
+    with np.errstate(over="ignore"):
+        c = float(np.vdot(R, R) / (2 * R.shape[0]))
+    if not np.isfinite(c):
+        raise ValueError(
+            f"X: the cost overflows float64 (|F - Y|^2 exceeds 1.8e308: max |F - Y| = {float(np.abs(R).max()):.3g}, "
+            f"max |X| = {float(np.abs(X).max()):.3g}); rescale the data or the network"
+        )
+    return c
 
 
 def output_gradient(net: Network, X: ArrayLike, Y: ArrayLike) -> Array:
@@ -135,6 +152,11 @@ class CostFunction:
         X = as_matrix("X", X, cols=arch.input_dim, cols_label="input_dim")
         Y = as_matrix("Y", Y, rows=X.shape[0], cols=arch.output_dim, cols_label="output_dim")
         N = X.shape[0]
+        require_memory(
+            "X",
+            f"the buffers of the cost over N = {N} samples (about 4·N·ΣM_l numbers)",
+            N * (3 * sum(arch.hidden) + 2 * arch.output_dim + max(arch.hidden, default=1)) * FLOAT_BYTES,
+        )
         self.arch = arch
         self.X, self.Y = X, Y
         self._pre = [np.empty((N, M)) for M in arch.hidden]  # Z_1..Z_L
@@ -162,7 +184,10 @@ class CostFunction:
         Returns
         -------
         (float, numpy.ndarray)
-            The cost and the gradient (``out`` when given).
+            The cost and the gradient (``out`` when given). Unlike :func:`cost` and
+            :func:`cost_and_gradient`, which refuse it, an overflow is returned as it comes
+            (an infinite or NaN cost or gradient): optimizers call this on trial points far
+            away and treat a non-finite value as a rejected step.
         """
         K = self._K
         Z = as_vector("Z (flat parameters)", Z, length=K)
@@ -215,9 +240,23 @@ def cost_and_gradient(net: Network, X: ArrayLike, Y: ArrayLike) -> tuple[float, 
     (float, numpy.ndarray of shape (K,))
         The cost, equal to :func:`cost` to the bit, and the gradient in the order of
         :meth:`zlnotes.Network.flat`.
+
+    Raises
+    ------
+    ValueError
+        On malformed input, or if the cost or the gradient overflows float64.
     """
     f = CostFunction(require_network(net).arch, X, Y)
-    return f(net.flat())
+    with np.errstate(over="ignore", invalid="ignore"):
+        c, g = f(net.flat())
+    if not (np.isfinite(c) and np.all(np.isfinite(g))):
+        net.forward(f.X)  # names the overflow in the outputs, if that is where it is
+        raise ValueError(
+            "X: the cost or its gradient overflows float64 (inputs, targets or parameters too large: "
+            f"max |X| = {float(np.abs(f.X).max()):.3g}, max |Y| = {float(np.abs(f.Y).max()):.3g}, "
+            f"max |Z| = {float(np.abs(net.flat()).max()):.3g}); rescale the data or the network"
+        )
+    return c, g
 
 
 def cost_gradient(net: Network, X: ArrayLike, Y: ArrayLike) -> Array:

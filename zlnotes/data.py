@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._validation import as_generator, positive_int
+from .memory import FLOAT_BYTES, require_memory
 from .typing import Array
 
 __all__ = ["Dataset", "generic_data"]
@@ -74,6 +75,11 @@ def generic_data(
     M = positive_int("input_dim", input_dim)
     Q = positive_int("output_dim", output_dim)
     gen = as_generator(rng)
+    require_memory(
+        "n_samples",
+        f"a data set of N = {N} samples (N × (M + 2Q + 1) = {N} × {M + 2 * Q + 1} numbers)",
+        N * (M + 2 * Q + 1) * FLOAT_BYTES,
+    )
     X = gen.standard_normal((N, M)) / np.sqrt(M)
     if n_classes is None:
         label_vectors = gen.standard_normal((N, Q))

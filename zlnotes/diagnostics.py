@@ -57,11 +57,15 @@ def _network(net: object) -> Network:
     return instance("net", net, Network, "a zlnotes.Network")
 
 
-def _data(net: Network, X: ArrayLike, Y: ArrayLike | None = None) -> tuple[Array, Array | None]:
+_NO_TARGETS = object()
+
+
+def _data(net: Network, X: ArrayLike, Y: object = _NO_TARGETS) -> tuple[Array, Array | None]:
+    """``X`` checked, and ``Y`` checked when given (``None`` is a wrong ``Y``, a TypeError)."""
     Xm = as_matrix("X", X, cols=net.arch.input_dim, cols_label="input_dim")
-    if Y is None:
+    if Y is _NO_TARGETS:
         return Xm, None
-    return Xm, as_matrix("Y", Y, rows=Xm.shape[0], cols=net.arch.output_dim, cols_label="output_dim")
+    return Xm, as_matrix("Y", Y, rows=Xm.shape[0], cols=net.arch.output_dim, cols_label="output_dim")  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- Theorem 1.5

@@ -39,8 +39,9 @@ from numpy.typing import ArrayLike
 
 from ._validation import choice
 from .activations import derivative_into
-from .architecture import Network, require_network
+from .architecture import Network, require_finite_result, require_network
 from .linalg import _check_rtol, default_rtol, gram_rtol, numerical_rank, rank_from_gram_eigenvalues
+from .memory import FLOAT_BYTES, require_memory
 from .typing import Array
 
 __all__ = ["backprop_factors", "jacobian", "ntk", "jacobian_rank"]
@@ -74,6 +75,28 @@ def _hidden_factors(net: Network, dsig: list[Array], N: int) -> list[Array]:
     return G
 
 
+def _factor_numbers(net: Network, N: int) -> int:
+    """Numbers in the factors ``G_ℓ`` and ``σ'(Z_ℓ)``: ``N·(Q + 1)·ΣM_ℓ``."""
+    return N * (net.arch.output_dim + 1) * sum(net.arch.hidden)
+
+
+def _require_factor_memory(net: Network, N: int) -> None:
+    require_memory(
+        "X",
+        f"the backpropagated factors G_l for N = {N} samples (N·(Q + 1)·ΣM_l numbers)",
+        _factor_numbers(net, N) * FLOAT_BYTES,
+    )
+
+
+def _factors(net: Network, pre: list[Array], post: list[Array]) -> list[Array]:
+    """:func:`_hidden_factors`, refusing an overflow."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        G = _hidden_factors(net, _derivatives(net, pre, post), post[0].shape[0])
+    for ell, Gl in enumerate(G, start=1):
+        require_finite_result(f"the backpropagated factors G_{ell} (derivatives of the outputs)", Gl, post[0], net)
+    return G
+
+
 def backprop_factors(net: Network, X: ArrayLike) -> list[tuple[Array, Array]]:
     """The factors ``(A_{ℓ−1}, G_ℓ)`` of every layer ℓ = 1..L+1.
 
@@ -91,10 +114,11 @@ def backprop_factors(net: Network, X: ArrayLike) -> list[tuple[Array, Array]]:
         the ℓ-block of ``D`` is ``D[(j, q), (a, b)] = G[j, q, a] · A[j, b]`` followed by
         the bias columns ``G[j, q, a]``.
     """
-    pre, post = require_network(net).pre_and_post_activations(X)
-    N = post[0].shape[0]
+    N = require_network(net).check_inputs(X).shape[0]
+    _require_factor_memory(net, N)
+    pre, post = net.pre_and_post_activations(X)
     Q = net.arch.output_dim
-    G = _hidden_factors(net, _derivatives(net, pre, post), N)
+    G = _factors(net, pre, post)
     factors = [(A, Gl.reshape(N, Q, -1)) for A, Gl in zip(post[:-1], G)]
     factors.append((post[-1], np.broadcast_to(np.eye(Q), (N, Q, Q))))
     return factors
@@ -132,13 +156,21 @@ def jacobian(net: Network, X: ArrayLike) -> Array:
     Every entry is the single product ``G_ℓ[j, q, a] · A_{ℓ−1}[j, b]``, as in the plain formula.
     The extra memory is the factors ``G_ℓ`` (``N·Q·Σ M_ℓ`` numbers) and one tile.
     """
-    pre, post = require_network(net).pre_and_post_activations(X)
+    N = require_network(net).check_inputs(X).shape[0]
     arch = net.arch
-    N = post[0].shape[0]
     Q, L = arch.output_dim, arch.depth
-    offsets = arch.param_offsets()
     K = arch.num_params
-    G = [g.reshape(N, Q, -1) for g in _hidden_factors(net, _derivatives(net, pre, post), N)]
+    require_memory(
+        "X",
+        f"the Jacobian D (N·Q × K = {N * Q} × {K}) and its factors",
+        (N * Q * K + _factor_numbers(net, N)) * FLOAT_BYTES,
+    )
+    pre, post = net.pre_and_post_activations(X)
+    offsets = arch.param_offsets()
+    G = [g.reshape(N, Q, -1) for g in _factors(net, pre, post)]
+    with np.errstate(over="ignore"):  # entries of D are G_ℓ[j, q, a] · A_{ℓ−1}[j, b]: bounded by the factors
+        bound = max([float(np.abs(g).max()) * max(1.0, float(np.abs(A).max())) for g, A in zip(G, post)], default=0.0)
+    exact_check = not np.isfinite(bound)
     D = np.empty((N, Q, K))
     nb = int(min(N, max(1, JACOBIAN_CHUNK_BYTES // (Q * K * 8))))  # samples per chunk
     tile = np.empty(nb * max((M * M_in for M, M_in in arch.layer_shapes[:-1]), default=1))
@@ -155,13 +187,16 @@ def jacobian(net: Network, X: ArrayLike) -> Array:
             np.copyto(block.reshape(n, Q, M, M_in), Gc[:, :, :, None])
             t = tile[: n * M * M_in].reshape(n, M, M_in)
             np.copyto(t, post[ell - 1][rows, None, :])
-            np.multiply(block, t.reshape(n, 1, M * M_in), out=block)
+            with np.errstate(over="ignore"):  # refused below, after the bound on the factors
+                np.multiply(block, t.reshape(n, 1, M * M_in), out=block)
             chunk[:, :, bs] = Gc
         # output layer: ∂f_q/∂W_{L+1}[p, b] = δ_qp A_L[j, b] and ∂f_q/∂b_{L+1}[p] = δ_qp
         out_w = chunk[:, :, w_out].reshape(n, Q, Q, M_L)
         out_w.fill(0.0)
         out_w[:, q, q, :] = post[-1][rows, None, :]
         chunk[:, :, b_out] = eye
+        if exact_check:
+            require_finite_result("the Jacobian's entries", chunk, post[0], net)
     return D.reshape(N * Q, -1)
 
 
@@ -182,18 +217,37 @@ def ntk(net: Network, X: ArrayLike) -> Array:
     numpy.ndarray, shape (N·Q, N·Q)
         Symmetric (exactly) positive semi-definite; same row order as :func:`jacobian`.
     """
-    pre, post = require_network(net).pre_and_post_activations(X)
+    N = require_network(net).check_inputs(X).shape[0]
     arch = net.arch
-    N = post[0].shape[0]
     Q = arch.output_dim
     NQ = N * Q
-    G = _hidden_factors(net, _derivatives(net, pre, post), N)
+    require_memory("X", f"the NTK (N·Q × N·Q = {NQ} × {NQ}) and its factors", _ntk_numbers(net, N) * FLOAT_BYTES)
+    pre, post = net.pre_and_post_activations(X)
+    G = _factors(net, pre, post)
     S = []  # A_{ℓ−1} A_{ℓ−1}ᵀ + 1 for ℓ = 1..L+1
-    for A in post:
-        Sl = A @ A.T
-        Sl += 1.0
-        S.append(Sl)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for A in post:
+            Sl = A @ A.T
+            Sl += 1.0
+            S.append(Sl)
+        K = _ntk_blocks(G, S, N, Q)
+    # every entry is bounded by the diagonal's (Cauchy–Schwarz, layer by layer), so a finite
+    # maximum and minimum mean no overflow anywhere
+    if not (np.isfinite(K.max()) and np.isfinite(K.min())):
+        require_finite_result("the NTK's entries", K, post[0], net)
+    return K
 
+
+def _ntk_numbers(net: Network, N: int) -> int:
+    """Numbers :func:`ntk` holds at once: the kernel, one ``N × N`` matrix per layer, the
+    factors and one block of scratch."""
+    NQ = N * net.arch.output_dim
+    return NQ * NQ + (net.arch.depth + 1) * N * N + _factor_numbers(net, N) + min(NTK_BLOCK_ROWS, NQ) * NQ
+
+
+def _ntk_blocks(G: list[Array], S: list[Array], N: int, Q: int) -> Array:
+    """``D Dᵀ`` from the factors (see :func:`ntk`)."""
+    NQ = N * Q
     K = np.empty((NQ, NQ))
     nb = max(1, NTK_BLOCK_ROWS // Q)  # samples per block of rows
     scratch = np.empty(min(nb, N) * Q * NQ)
@@ -260,12 +314,24 @@ def jacobian_rank(
         Gram unless ``rtol`` is below the Gram route's resolution.
     """
     choice("method", method, ("auto", "gram", "svd"))
-    QN = require_network(net).check_inputs(X).shape[0] * net.arch.output_dim
+    N = require_network(net).check_inputs(X).shape[0]
+    QN = N * net.arch.output_dim
     floor = gram_rtol(QN)
     _check_rtol(rtol, floor)
     if method == "svd" or (method == "auto" and rtol is not None and rtol < floor):
+        K = net.arch.num_params
+        require_memory(
+            "X",
+            f"the Jacobian D (N·Q × K = {QN} × {K}), its factors and its SVD",
+            (2 * QN * K + min(QN, K) ** 2 + _factor_numbers(net, N)) * FLOAT_BYTES,
+        )
         return numerical_rank(jacobian(net, X), default_rtol((QN, net.arch.num_params)) if rtol is None else rtol)
     tol = _check_rtol(rtol, floor, floor=floor)  # the Gram route refuses rtol < √(QN ε)
     # ntk is symmetric by construction (its lower triangle is a copy of the upper), so the
     # eigenvalues are read directly, without gram_rank's check that its input is symmetric
+    require_memory(
+        "X",
+        f"the NTK (N·Q × N·Q = {QN} × {QN}), its factors and its eigenvalues",
+        (_ntk_numbers(net, N) + QN * QN) * FLOAT_BYTES,
+    )
     return rank_from_gram_eigenvalues(np.linalg.eigvalsh(ntk(net, X)), tol)

@@ -46,6 +46,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._validation import as_matrix, positive_int, real_scalar
+from .memory import FLOAT_BYTES, require_memory
 from .typing import Array
 
 __all__ = [
@@ -64,6 +65,33 @@ __all__ = [
 
 EPS = float(np.finfo(np.float64).eps)
 """Machine epsilon of float64, 2.22e-16."""
+
+SAFE_EXPONENT = 300
+"""Matrices whose largest entry lies outside ``[2^-300, 2^300]`` are scaled by a power of 4
+(exact, and commuting with square roots) before an SVD or an eigensolver, so that singular
+values that overflow float64 (``np.full((2, 2), 1e308)`` has ``s_1 = 2e308``) or lose digits
+as subnormal numbers are still resolved; matrices inside the range are passed on as given."""
+
+
+def _power_of_four_scale(A: Array, exponent: int = SAFE_EXPONENT) -> int:
+    """``e`` (even) such that ``2^e · max|A|`` is about 1, or 0 when ``max|A|`` is already
+    in ``[2^-exponent, 2^exponent]`` (or ``A = 0``)."""
+    top = float(np.abs(A).max())
+    if top == 0.0 or 2.0**-exponent <= top <= 2.0**exponent:
+        return 0
+    e = -int(np.frexp(top)[1])
+    return e - (e % 2)
+
+
+def _scaled(A: Array) -> tuple[Array, int]:
+    """``(2^e A, e)`` with :func:`_power_of_four_scale`; ``A`` itself when ``e = 0``."""
+    e = _power_of_four_scale(A)
+    return (np.ldexp(A, e) if e else A), e
+
+
+def _require_svd_memory(name: str, shape: tuple[int, ...], extra: int = 0) -> None:
+    m, n = shape
+    require_memory(name, f"the SVD of a {m} × {n} matrix", (m * n + min(m, n) ** 2 + extra) * FLOAT_BYTES)
 
 
 def face_split(A: ArrayLike, B: ArrayLike) -> Array:
@@ -86,7 +114,16 @@ def face_split(A: ArrayLike, B: ArrayLike) -> Array:
     B = as_matrix("B", B)
     if A.shape[0] != B.shape[0]:
         raise ValueError(f"A and B must have the same number of rows; got A {A.shape} and B {B.shape}")
-    return (A[:, :, None] * B[:, None, :]).reshape(A.shape[0], -1)
+    (N, a), b = A.shape, B.shape[1]
+    require_memory("A", f"the product A ⊛ B (N × a·b = {N} × {a * b})", N * a * b * FLOAT_BYTES)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = (A[:, :, None] * B[:, None, :]).reshape(N, -1)
+    if not np.all(np.isfinite(out)):
+        raise ValueError(
+            f"A: the products A[j, i]·B[j, k] overflow float64 (max |A| = {float(np.abs(A).max()):.3g}, "
+            f"max |B| = {float(np.abs(B).max()):.3g}); rescale A or B"
+        )
+    return out
 
 
 def singular_values(A: ArrayLike) -> Array:
@@ -101,8 +138,37 @@ def singular_values(A: ArrayLike) -> Array:
     -------
     numpy.ndarray, shape (min(m, n),)
         The singular values in decreasing order (LAPACK's SVD, without the singular vectors).
+        A matrix with entries outside ``[2^-300, 2^300]`` is scaled by a power of 4 first
+        (:data:`SAFE_EXPONENT`), so subnormal entries keep their digits.
+
+    Raises
+    ------
+    ValueError
+        If the largest singular value exceeds the float64 range (about 1.8e308), or on
+        malformed input.
+
+    Examples
+    --------
+    >>> import numpy as np, zlnotes as zl
+    >>> zl.singular_values(np.diag([3e-320, 4e-320])).tolist()
+    [4e-320, 3e-320]
     """
-    return np.asarray(np.linalg.svd(as_matrix("A", A), compute_uv=False), dtype=np.float64)
+    A = as_matrix("A", A)
+    _require_svd_memory("A", A.shape)
+    As, e = _scaled(A)
+    s = np.asarray(np.linalg.svd(As, compute_uv=False), dtype=np.float64)
+    if not e:
+        return s
+    with np.errstate(over="ignore"):
+        s = np.ldexp(s, -e)
+    if not np.isfinite(s[0]):
+        top = np.log10(float(np.linalg.svd(As, compute_uv=False)[0])) - e * np.log10(2.0)
+        mantissa, exponent = 10 ** (top % 1), int(top // 1)
+        raise ValueError(
+            f"A: its largest singular value, about {mantissa:.3g}e+{exponent}, exceeds the float64 range "
+            "(about 1.8e308); rescale A"
+        )
+    return s
 
 
 def default_rtol(shape: tuple[int, int]) -> float:
@@ -158,10 +224,20 @@ def numerical_rank(A: ArrayLike, rtol: float | None = None) -> int:
     A : array_like, shape (m, n)
     rtol
         Relative tolerance; default ``max(m, n) · ε`` (see the module docstring).
+
+    The rank does not depend on the scale of ``A``: a matrix with entries outside
+    ``[2^-300, 2^300]`` is scaled by a power of 4 first.
+
+    Examples
+    --------
+    >>> import numpy as np, zlnotes as zl
+    >>> zl.numerical_rank(np.full((2, 2), 1e308)), zl.numerical_rank(np.eye(3) * 1e-320)
+    (1, 3)
     """
     A = as_matrix("A", A)
     tol = _check_rtol(rtol, default_rtol(A.shape))
-    s = np.linalg.svd(A, compute_uv=False)
+    _require_svd_memory("A", A.shape)
+    s = np.linalg.svd(_scaled(A)[0], compute_uv=False)
     if s[0] == 0.0:
         return 0
     return int(np.count_nonzero(s > tol * s[0]))
@@ -179,14 +255,41 @@ def gram_rank(G: ArrayLike, rtol: float | None = None) -> int:
     rtol
         Relative tolerance on the singular values of ``A``; default and minimum
         :func:`gram_rtol` ``(m)`` (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        If ``G`` is not square, not symmetric (to a relative ``1e-10``), or not positive
+        semi-definite: an eigenvalue below ``−gram_rtol(m) · max |λ_i|``, far beyond what
+        rounding in forming a Gram matrix and in the eigensolver can produce (module
+        docstring). ``G`` is scaled by a power of 4 when its entries leave
+        ``[2^-300, 2^300]``, so the rank does not depend on its scale.
+
+    Examples
+    --------
+    >>> import numpy as np, zlnotes as zl
+    >>> A = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]])
+    >>> zl.gram_rank(A @ A.T), zl.gram_rank(1e300 * (A @ A.T))
+    (2, 2)
     """
     G = as_matrix("G", G)
     if G.shape[0] != G.shape[1]:
         raise ValueError(f"G must be square; got shape {G.shape}")
+    m = G.shape[0]
+    tol = _check_rtol(rtol, gram_rtol(m), floor=gram_rtol(m))
+    require_memory("G", f"the eigenvalues of a {m} × {m} matrix", 4 * m * m * FLOAT_BYTES)
+    G, _ = _scaled(G)
     if not np.allclose(G, G.T, rtol=1e-10, atol=1e-12 * float(np.abs(G).max())):
         raise ValueError("G must be symmetric (a Gram matrix A Aᵀ)")
-    tol = _check_rtol(rtol, gram_rtol(G.shape[0]), floor=gram_rtol(G.shape[0]))
-    return rank_from_gram_eigenvalues(np.linalg.eigvalsh(G), tol)
+    lam = np.linalg.eigvalsh(G)
+    allowance = gram_rtol(m) * float(np.abs(lam).max())
+    if lam[0] < -allowance or (lam[0] < 0 and lam[-1] <= 0):
+        raise ValueError(
+            f"G must be positive semi-definite (a Gram matrix A Aᵀ); its smallest eigenvalue is "
+            f"{lam[0] / float(np.abs(lam).max()):.3g} × max |λ|, below the rounding allowance "
+            f"-gram_rtol(m) = {-gram_rtol(m):.3g}"
+        )
+    return rank_from_gram_eigenvalues(lam, tol)
 
 
 def rank_from_gram_eigenvalues(eigenvalues: ArrayLike, rtol: float) -> int:
@@ -226,7 +329,13 @@ def range_projector(D: ArrayLike, rtol: float | None = None) -> RangeProjector:
     """
     D = as_matrix("D", D)
     tol = _check_rtol(rtol, default_rtol(D.shape))
-    U, s, _ = np.linalg.svd(D, full_matrices=False)
+    m, n = D.shape
+    require_memory(
+        "D",
+        f"the projectors P and P_perp (m × m = {m} × {m}) and the SVD of D ({m} × {n})",
+        (2 * m * m + 2 * m * min(m, n) + m * n) * FLOAT_BYTES,
+    )
+    U, s, _ = np.linalg.svd(_scaled(D)[0], full_matrices=False)
     r = 0 if s[0] == 0.0 else int(np.count_nonzero(s > tol * s[0]))
     Ur = U[:, :r]
     P = Ur @ Ur.T

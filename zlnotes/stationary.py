@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike
 from ._validation import as_matrix, boolean, nonnegative_int, positive_int, real_scalar
 from .architecture import Architecture, Network, require_network
 from .cost import CostFunction
+from .memory import FLOAT_BYTES, require_memory
 from .symmetry import _balance
 from .training import History, gradient_descent
 from .typing import Array
@@ -449,6 +450,13 @@ def stationary_point(
         polish_tol = real_scalar("polish_tol", polish_tol, lo=0.0, hi=1.0, hi_open=True)
     record_path = boolean("record_path", record_path)
     X = require_network(net).check_inputs(X)
+    if newton_iterations:
+        K = net.arch.num_params
+        require_memory(
+            "net",
+            f"the Newton polish's Hessian and its eigenvectors (3 matrices of K × K = {K} × {K})",
+            3 * K * K * FLOAT_BYTES,
+        )
     current, history = gradient_descent(net, X, Y, lr, gd_steps)
     g0 = float(history.grad_norm[0])  # |∇_Z C| at the start, as gradient descent measured it
     arch = net.arch

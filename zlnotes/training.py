@@ -18,6 +18,7 @@ from .architecture import Network, require_network
 from .cost import CostFunction
 from .jacobian import ntk
 from .linalg import gram_rtol, rank_from_gram_eigenvalues
+from .memory import FLOAT_BYTES, require_memory
 from .typing import Array
 
 __all__ = ["History", "gradient_descent"]
@@ -125,6 +126,9 @@ def gradient_descent(
     progress = boolean("progress", progress)
     schedule = _ntk_schedule(record, steps)
     QN = X.shape[0] * net.arch.output_dim
+    if schedule:
+        what = f"the NTK examined along the run (N·Q × N·Q = {QN} × {QN}, twice)"
+        require_memory("record", what, 2 * QN * QN * FLOAT_BYTES)
     arch = net.arch
 
     costs, norms, ntk_steps, ranks, lam_mins = [], [], [], [], []
