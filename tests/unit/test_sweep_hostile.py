@@ -425,7 +425,9 @@ def test_a_missing_parent_is_one_line_and_is_not_created(tmp_path: Path, capsys:
     assert list(tmp_path.iterdir()) == []
     (tmp_path / "file").write_text("")
     assert main(["sweep", "fast", "--preset", "tiny", "--out", str(tmp_path / "file" / "out")]) == 2
-    assert "is not a folder" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        f"zlnotes sweep: error: out: {tmp_path / 'file'} is a file, not a folder; choose another output folder\n"
+    )
 
 
 def test_a_read_only_out_is_one_line_and_changes_nothing(

@@ -247,9 +247,12 @@ def _prepare_folder(out: Path, *, create: bool) -> None:
             raise ValueError(f"out must be a folder; {out} is {kind}")
     else:
         parent = out.absolute().parent
+        if not parent.exists():
+            raise ValueError(
+                f"out: the parent folder {parent} does not exist; create it first or choose another output folder"
+            )
         if not parent.is_dir():
-            what = "is not a folder" if parent.exists() else "does not exist"
-            raise ValueError(f"out: the parent folder {parent} {what}; create it first or choose another output folder")
+            raise ValueError(f"out: {parent} is a file, not a folder; choose another output folder")
         if not os.access(parent, os.W_OK | os.X_OK):
             raise ValueError(f"out: cannot create the folder {out}: its parent {parent} is not writable")
         if create:
