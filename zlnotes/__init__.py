@@ -24,6 +24,7 @@ from .diagnostics import (
     stationarity_report,
     step_size,
 )
+from .flows import FlowPath, adapted_direction, gradient_flow
 from .jacobian import backprop_factors, jacobian, jacobian_rank, ntk
 from .linalg import (
     RangeProjector,
@@ -59,12 +60,14 @@ __all__ = [
     "ClusterGeometry",
     "CostFunction",
     "Dataset",
+    "FlowPath",
     "History",
     "LbfgsReport",
     "Network",
     "RangeProjector",
     "StationaryPoint",
     "activation",
+    "adapted_direction",
     "backprop_factors",
     "balance",
     "cluster_geometry",
@@ -77,6 +80,7 @@ __all__ = [
     "face_split",
     "generic_data",
     "gradient_descent",
+    "gradient_flow",
     "gram_rank",
     "gram_rtol",
     "jacobian",
