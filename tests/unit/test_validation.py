@@ -117,6 +117,9 @@ TYPE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
     ("set_memory_budget nbytes float", lambda: zl.set_memory_budget(1e9), "nbytes"),
     ("set_memory_budget nbytes str", lambda: zl.set_memory_budget("1G"), "nbytes"),
     ("stationarity_report Y None", lambda: zl.stationarity_report(NET, X, None), "Y"),
+    ("adapted_direction net None", lambda: zl.adapted_direction(None, X, Y), "net"),
+    ("adapted_direction alpha str", lambda: zl.adapted_direction(NET, X, Y, alpha="x"), "alpha"),
+    ("gradient_flow steps float", lambda: zl.gradient_flow(NET, X, Y, 1.0, 1.5), "steps"),
 ]
 
 VALUE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
@@ -172,6 +175,8 @@ VALUE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
     ("decade floor 0", lambda: zl.decade(1.0, floor=0.0), "floor"),
     ("relative_misfit Y zero", lambda: zl.relative_misfit(Y, 0 * Y), "Y"),
     ("set_memory_budget nbytes negative", lambda: zl.set_memory_budget(-1), "nbytes"),
+    ("adapted_direction alpha 2", lambda: zl.adapted_direction(NET, X, Y, alpha=2.0), "alpha"),
+    ("gradient_flow s_end negative", lambda: zl.gradient_flow(NET, X, Y, -1.0, 3), "s_end"),
     ("cluster_geometry label 1e9", lambda: zl.cluster_geometry(np.ones((2, 2)), np.array([0, 10**9])), "labels"),
     ("gram_rank G not PSD", lambda: zl.gram_rank(-np.eye(3)), "G"),
 ]
@@ -211,6 +216,7 @@ def test_every_public_callable_is_exercised() -> None:
         "ClusterGeometry",
         "Activation",
         "memory_budget",  # no arguments
+        "FlowPath",
     }  # result records, built by the library
     missing = [n for n in public if n not in exempt and f"zl.{n}(" not in source]
     assert missing == []
@@ -219,3 +225,40 @@ def test_every_public_callable_is_exercised() -> None:
 def test_validation_is_private() -> None:
     assert not hasattr(zl, "validation") and "validation" not in zl.__all__
     assert all("validation" not in n for n in zl.__all__)
+
+
+# zlnotes.flows (appended: the lists above are read when the module is imported)
+FLOW_TYPE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
+    ("adapted_direction net", lambda: zl.adapted_direction(ARCH, X, Y), "net"),
+    ("adapted_direction alpha str", lambda: zl.adapted_direction(NET, X, Y, "1"), "alpha"),
+    ("adapted_direction Y None", lambda: zl.adapted_direction(NET, X, None), "Y"),
+    ("adapted_direction rtol str", lambda: zl.adapted_direction(NET, X, Y, rtol="0.1"), "rtol"),
+    ("gradient_flow steps float", lambda: zl.gradient_flow(NET, X, Y, 1.0, 2.0), "steps"),
+    ("gradient_flow s_end str", lambda: zl.gradient_flow(NET, X, Y, "1", 2), "s_end"),
+    ("gradient_flow halving_check", lambda: zl.gradient_flow(NET, X, Y, 1.0, 2, halving_check=1), "halving_check"),
+    ("gradient_flow record bool", lambda: zl.gradient_flow(NET, X, Y, 1.0, 2, record=True), "record"),
+]
+
+FLOW_VALUE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
+    ("adapted_direction alpha 1.5", lambda: zl.adapted_direction(NET, X, Y, 1.5), "alpha"),
+    ("adapted_direction alpha nan", lambda: zl.adapted_direction(NET, X, Y, np.nan), "alpha"),
+    ("adapted_direction rtol below floor", lambda: zl.adapted_direction(NET, X, Y, rtol=1e-12), "rtol"),
+    ("adapted_direction Y rows", lambda: zl.adapted_direction(NET, X, Y[:2]), "Y"),
+    ("gradient_flow s_end 0", lambda: zl.gradient_flow(NET, X, Y, 0.0, 2), "s_end"),
+    ("gradient_flow steps 0", lambda: zl.gradient_flow(NET, X, Y, 1.0, 0), "steps"),
+    ("gradient_flow record 0", lambda: zl.gradient_flow(NET, X, Y, 1.0, 2, record=0), "record"),
+    ("gradient_flow alpha -0.1", lambda: zl.gradient_flow(NET, X, Y, 1.0, 2, alpha=-0.1), "alpha"),
+]
+
+
+@pytest.mark.parametrize("call, argument", [c[1:] for c in FLOW_TYPE_ERRORS], ids=[c[0] for c in FLOW_TYPE_ERRORS])
+def test_flows_wrong_type_is_a_type_error(call: Callable[[], object], argument: str) -> None:
+    with pytest.raises(TypeError, match=_names(argument)):
+        call()
+
+
+@pytest.mark.parametrize("call, argument", [c[1:] for c in FLOW_VALUE_ERRORS], ids=[c[0] for c in FLOW_VALUE_ERRORS])
+def test_flows_wrong_value_is_a_value_error(call: Callable[[], object], argument: str) -> None:
+    with pytest.raises(ValueError, match=_names(argument)) as info:
+        call()
+    assert not isinstance(info.value, TypeError)
