@@ -218,9 +218,15 @@ class Network:
         K = arch.num_params
         require_memory("arch", f"a network of K = {K} parameters (drawn, then copied)", 2 * K * FLOAT_BYTES)
         weights, biases = [], []
-        for out, inp in arch.layer_shapes:
-            weights.append(gen.standard_normal((out, inp)) * (weight_gain / np.sqrt(inp)))
-            biases.append(gen.standard_normal(out) * bias_std)
+        with np.errstate(over="ignore"):
+            for out, inp in arch.layer_shapes:
+                weights.append(gen.standard_normal((out, inp)) * (weight_gain / np.sqrt(inp)))
+                biases.append(gen.standard_normal(out) * bias_std)
+        for name, value, drawn in (("weight_gain", weight_gain, weights), ("bias_std", bias_std, biases)):
+            if not all(np.all(np.isfinite(d)) for d in drawn):
+                raise ValueError(
+                    f"{name}: the draws overflow float64 (a normal draw times {value:.3g}); use a smaller {name}"
+                )
         return cls(arch, weights, biases)
 
     @classmethod

@@ -24,7 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._validation import as_generator, as_matrix, boolean, positive_int, real_scalar
 from .architecture import Architecture, Network
-from .construction import verify_fit
+from .construction import finite_network, verify_fit
 from .data import Dataset
 from .linalg import _power_of_four_scale
 from .memory import FLOAT_BYTES, require_memory
@@ -34,6 +34,7 @@ __all__ = ["ClusterGeometry", "cluster_geometry", "clustered_data", "clustered_m
 
 
 
+@np.errstate(over="ignore", invalid="ignore")  # overflow is refused below, by name
 def clustered_data(
     n_per_class: int,
     n_classes: int,
@@ -92,6 +93,11 @@ def clustered_data(
     radii = radius * gen.random((C * n, M)).max(axis=1)
     labels = np.repeat(np.arange(C), n)
     X = means[labels] + directions * radii[:, None]
+    if not np.all(np.isfinite(X)):
+        raise ValueError(
+            f"radius, separation: the points overflow float64 (radius = {radius:.3g}, separation = {separation:.3g}); "
+            "use smaller values"
+        )
     label_vectors = np.eye(C) if Q == C else gen.standard_normal((C, Q))
     return Dataset(X, label_vectors[labels], labels.astype(np.int64), label_vectors)
 
@@ -241,6 +247,7 @@ size when the largest ``|X|`` leaves ``[2^-16, 2^16]``: the construction appends
 ones (the apexes' affine rank, the output layer's least squares), which is not scale-free."""
 
 
+@np.errstate(all="ignore")  # a construction defeated by rounding is refused below, saying why
 def clustered_minimizer(
     X: ArrayLike,
     labels: ArrayLike,
@@ -307,17 +314,17 @@ def clustered_minimizer(
         weights[0] = np.ldexp(weights[0], e)
     else:
         weights, biases = _truncation_layers(X, lab, T, geo)
-    net = Network(Architecture(M, (M,) * C, T.shape[1], "relu"), weights, biases)
-    if not strict:
-        return net  # best effort: documented to miss the targets where the condition fails
-
     def why() -> str:
-        kappa = max(float(np.linalg.cond(W)) for W in weights[1:-1]) if C > 1 else 1.0
+        with np.errstate(all="ignore"):
+            kappa = max(float(np.linalg.cond(W)) for W in weights[1:-1]) if C > 1 else 1.0
         return (
             "the truncation layers are too badly conditioned for the data "
             f"(largest condition number of W_l, l >= 2: {kappa:.3g}; h = {geo.h:.3g}, delta = {geo.delta:.3g})"
         )
 
+    net = finite_network(Architecture(M, (M,) * C, T.shape[1], "relu"), weights, biases, why)
+    if not strict:
+        return net  # best effort: documented to miss the targets where the condition fails
     return verify_fit(net, X, T[lab], why)
 
 

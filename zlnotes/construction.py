@@ -57,7 +57,7 @@ from .activations import Activation
 from .activations import activation as lookup_activation
 from .architecture import Architecture, Network, require_network
 from .diagnostics import affine_rank
-from .linalg import numerical_rank, singular_values
+from .linalg import _power_of_four_scale, numerical_rank, singular_values
 from .memory import FLOAT_BYTES, require_memory
 from .typing import Array
 
@@ -66,11 +66,17 @@ __all__ = [
     "embed_network",
     "diffeomorphism_box",
     "verify_fit",
+    "finite_network",
     "SHIFT_MARGIN",
     "PULLBACK_FILL",
     "FIT_TOLERANCE",
 ]
 
+
+CONSTRUCTION_SCALE_EXPONENT = 64
+""":func:`zero_loss_minimizer` builds its network for the inputs scaled by a power of 4 to unit
+size when the largest ``|X|`` leaves ``[2^-64, 2^64]`` (the constructions add biases of order
+one to ``W x``, which is not scale-free), and folds the scale into the first layer."""
 
 FIT_TOLERANCE = 1e-16
 """The exactness every construction promises and checks before it returns: the misfit
@@ -93,18 +99,26 @@ def _misfit(F: Array, Y: Array) -> float:
     return float(np.sum((Fs - Ys) ** 2) / np.sum(Ys**2))
 
 
-def verify_fit(net: Network, X: Array, Y: Array, why: Callable[[], str]) -> Network:
+def finite_network(arch: Architecture, weights: list[Array], biases: list[Array], why: Callable[[], str]) -> Network:
+    """``Network(arch, weights, biases)``, or a ``ValueError`` ending with ``why()`` if rounding
+    made a weight infinite or NaN."""
+    if not all(np.all(np.isfinite(p)) for p in (*weights, *biases)):
+        raise ValueError(f"X: rounding defeats the construction: a weight overflows or is not a number; {why()}")
+    return Network(arch, weights, biases)
+
+
+def verify_fit(net: Network, X: Array, Y: Array, why: Callable[[], str], argument: str = "X") -> Network:
     """Return ``net`` if it fits ``(X, Y)`` to :data:`FIT_TOLERANCE`, else a ``ValueError``
-    whose message ends with ``why()`` (the reason, computed only then)."""
+    that names ``argument`` and ends with ``why()`` (the reason, computed only then)."""
     try:
         F = net.forward(X)
     except ValueError as err:  # the outputs overflow
-        raise ValueError(f"X: the construction does not fit: {err}; {why()}") from None
+        raise ValueError(f"{argument}: the construction does not fit: {err}; {why()}") from None
     with np.errstate(over="ignore", invalid="ignore"):
         misfit = _misfit(F, Y)
     if not misfit <= FIT_TOLERANCE:
         raise ValueError(
-            f"X: rounding defeats the exact fit: |F - Y|^2/|Y|^2 = {misfit:.3g} on the data, above "
+            f"{argument}: rounding defeats the exact fit: |F - Y|^2/|Y|^2 = {misfit:.3g} on the data, above "
             f"{FIT_TOLERANCE:g}; {why()}"
         )
     return net
@@ -236,6 +250,7 @@ def _exact_solve(A: Array, B: Array) -> Array:
     return theta
 
 
+@np.errstate(all="ignore")  # a construction defeated by rounding is refused by verify_fit, saying why
 def zero_loss_minimizer(
     X: ArrayLike,
     Y: ArrayLike,
@@ -342,6 +357,16 @@ def zero_loss_minimizer(
         * FLOAT_BYTES,
     )
     arch = Architecture(M, (width,) * depth, Q, sigma)
+    e = _power_of_four_scale(X, CONSTRUCTION_SCALE_EXPONENT)
+    if e:
+        # far from unit scale the network is built for 2^e X (exact) and 2^e is folded into the
+        # first layer's weights (exact): it computes the same numbers on X
+        scaled = zero_loss_minimizer(np.ldexp(X, e), Y, depth=depth, width=width, activation=sigma, rng=gen,
+                                     method=method)
+        folded = [np.ldexp(scaled.weights[0], e), *scaled.weights[1:]]
+        return verify_fit(
+            Network(arch, folded, scaled.biases), X, Y, lambda: f"the inputs were scaled by 2^{e} for the construction"
+        )
 
     def why() -> str:
         s = singular_values(np.hstack([X, np.ones((N, 1))]))[:N]
@@ -353,7 +378,8 @@ def zero_loss_minimizer(
         )
 
     if depth > 0 and method == "pullback":
-        return verify_fit(Network(arch, *_pullback(X, Y, depth, width, sigma, gen)), X, Y, why)
+        pulled_weights, pulled_biases = _pullback(X, Y, depth, width, sigma, gen)
+        return verify_fit(finite_network(arch, pulled_weights, pulled_biases, why), X, Y, why)
 
     weights: list[Array] = []
     biases: list[Array] = []
@@ -395,7 +421,7 @@ def zero_loss_minimizer(
     theta = _exact_solve(np.hstack([A, np.ones((N, 1))]), Y)  # (width + 1) × Q
     weights.append(theta[:-1].T)
     biases.append(theta[-1])
-    return verify_fit(Network(arch, weights, biases), X, Y, why)
+    return verify_fit(finite_network(arch, weights, biases, why), X, Y, why)
 
 
 def _params(arch: Architecture) -> str:
@@ -497,14 +523,27 @@ def embed_network(net: Network, arch: Architecture) -> Network:
     weights.append(W_out)
     biases.append(net.biases[-1].copy())
     big = Network(arch, weights, biases)
-    # the same function: compare the outputs on a fixed set of probe inputs
+    # the same function: compare the outputs on a fixed set of probe inputs (the origin if
+    # the network's outputs overflow on the standard-normal ones)
     probes = np.random.default_rng(0).standard_normal((EMBED_PROBES, src.input_dim))
+    try:
+        reference = net.forward(probes)
+    except ValueError:
+        probes = np.zeros((1, src.input_dim))
+        try:
+            reference = net.forward(probes)
+        except ValueError:
+            raise ValueError(
+                "net: its outputs overflow float64 at every probe input, so the embedding cannot be checked; "
+                "rescale the network"
+            ) from None
     return verify_fit(
         big,
         probes,
-        net.forward(probes),
+        reference,
         lambda: "the embedded network does not compute the same function as net on the probe inputs "
         "(rounding in its identity layers or its padded sums)",
+        argument="arch",
     )
 
 

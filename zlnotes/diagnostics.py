@@ -287,7 +287,13 @@ def constant_output_cost(Y: ArrayLike) -> float:
     0.25
     """
     Y = as_matrix("Y", Y)
-    return float(np.sum((Y - Y.mean(axis=0)) ** 2) / (2 * Y.shape[0]))
+    with np.errstate(over="ignore", invalid="ignore"):
+        c = float(np.sum((Y - Y.mean(axis=0)) ** 2) / (2 * Y.shape[0]))
+    if not math.isfinite(c):
+        raise ValueError(
+            f"Y: the cost of the constant output overflows float64 (max |Y| = {float(np.abs(Y).max()):.3g}); rescale Y"
+        )
+    return c
 
 
 def relative_misfit(F: ArrayLike, Y: ArrayLike) -> float:
@@ -304,10 +310,31 @@ def relative_misfit(F: ArrayLike, Y: ArrayLike) -> float:
     """
     F = as_matrix("F", F)
     Y = as_matrix("Y", Y, rows=F.shape[0], cols=F.shape[1])
-    scale = float(np.sum(Y**2))
-    if scale == 0.0:
+    with np.errstate(over="ignore"):
+        R = F - Y
+    top_y, top_r = float(np.abs(Y).max()), float(np.abs(R).max())
+    if 2.0**-240 <= top_y <= 2.0**240 and top_r <= 2.0**240:  # the squares neither overflow nor underflow
+        return float(np.sum(R**2) / float(np.sum(Y**2)))
+    # far from unit scale: the ratio of the norms, each computed at a power-of-two scale
+    if top_y == 0.0:
         raise ValueError("Y must not be zero (the misfit is relative to |Y|^2)")
-    return float(np.sum((F - Y) ** 2) / scale)
+    if not math.isfinite(top_r):
+        raise ValueError(f"F: F - Y overflows float64 (max |F| = {float(np.abs(F).max()):.3g}, max |Y| = {top_y:.3g})")
+    with np.errstate(over="ignore"):
+        ratio = _norm(R) / _norm(Y)
+        misfit = ratio * ratio
+    if not math.isfinite(misfit):
+        raise ValueError(f"F: the misfit |F - Y|^2/|Y|^2 exceeds float64 (|F - Y|/|Y| = {ratio:.3g})")
+    return float(misfit)
+
+
+def _norm(A: Array) -> float:
+    """``|A|`` (Frobenius) without overflow or underflow of the squares: at a power-of-two scale."""
+    top = float(np.abs(A).max())
+    if top == 0.0:
+        return 0.0
+    e = -int(np.frexp(top)[1])
+    return math.ldexp(float(np.sqrt(np.sum(np.ldexp(A, e) ** 2))), -e)
 
 
 def step_size(net: Network, X: ArrayLike, factor: float = 1.0) -> float:
@@ -401,7 +428,8 @@ def significant(x: float, digits: int = 1) -> float:
     TypeError
         If ``x`` is not a real number or ``digits`` not an integer.
     ValueError
-        If ``x`` is NaN or infinite, or ``digits < 1``.
+        If ``x`` is NaN or infinite, ``digits`` not in ``[1, 17]``, or the rounded value
+        leaves the float64 range (``1.7e308`` to one digit).
 
     Examples
     --------
@@ -411,7 +439,12 @@ def significant(x: float, digits: int = 1) -> float:
     """
     x = real_scalar("x", x)
     digits = positive_int("digits", digits)
-    return float(f"{x:.{digits - 1}e}")
+    if digits > 17:
+        raise ValueError(f"digits must be an integer in [1, 17] (float64 carries 17 significant digits); got {digits}")
+    rounded = float(f"{x:.{digits - 1}e}")
+    if not math.isfinite(rounded):
+        raise ValueError(f"x: rounded to {digits} significant digit(s), {x!r} leaves the float64 range")
+    return rounded
 
 
 def decade(v: float, floor: float | None = None) -> str:

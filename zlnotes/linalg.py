@@ -193,7 +193,7 @@ def gram_rtol(m: int) -> float:
     TypeError
         If ``m`` is not an integer.
     ValueError
-        If ``m < 1``.
+        If ``m < 1`` or ``m > 2^52`` (then ``m · ε > 1``).
 
     Examples
     --------
@@ -201,7 +201,10 @@ def gram_rtol(m: int) -> float:
     >>> f"{zl.gram_rtol(100):.2g}"
     '1.5e-07'
     """
-    return float(np.sqrt(positive_int("m", m) * EPS))
+    m = positive_int("m", m)
+    if m > 2**52:  # m · ε > 1: no tolerance below 1 is resolvable
+        raise ValueError(f"m must be an integer in [1, 2^52] (m · ε <= 1); got {m}")
+    return float(np.sqrt(m * EPS))
 
 
 def _check_rtol(rtol: float | None, default: float, *, floor: float = 0.0) -> float:

@@ -82,4 +82,11 @@ def balance(net: Network) -> Network:
     True
     """
     net = require_network(net)
-    return Network.from_flat(net.arch, _balance(net.arch, net.flat()))
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return Network.from_flat(net.arch, _balance(net.arch, net.flat()))
+    except ValueError:  # a weight or a rescaling factor overflowed
+        raise ValueError(
+            f"net: balancing overflows float64 (the squared norms of its rows, max |W| = "
+            f"{max(float(np.abs(w).max()) for w in net.weights):.3g}); rescale the network"
+        ) from None

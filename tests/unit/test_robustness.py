@@ -292,3 +292,48 @@ def test_training_and_stationary_points_check_their_largest_arrays(budget: int) 
         zl.stationary_point(wide, X, Y, lr=0.1, gd_steps=0)
     with pytest.raises(ValueError, match=r"^record: the NTK examined along the run"):
         zl.gradient_descent(TANH, np.ones((1000, 2)), np.ones((1000, 1)), 0.1, 1, record=1)
+
+
+# ------------------------------------------------------------------ more overflow and scale cases
+
+BIG_WEIGHTS = zl.Network(RELU.arch, [w * 1e300 for w in RELU.weights], RELU.biases)
+MORE_REFUSALS: list[tuple[str, Callable[[], object], str]] = [
+    ("gram_rtol m 1e400", lambda: zl.gram_rtol(10**400), "m"),
+    ("significant digits 1e400", lambda: zl.significant(1.0, 10**400), "digits"),
+    ("significant 1.7e308 to one digit", lambda: zl.significant(1.7e308, 1), "x"),
+    ("relative_misfit F 1e300 times Y", lambda: zl.relative_misfit(Y * 1e300, Y), "F"),
+    ("constant_output_cost 1e200", lambda: zl.constant_output_cost(Y * 1e200), "Y"),
+    ("balance weights 1e300", lambda: zl.balance(BIG_WEIGHTS), "net"),
+    ("Network.init bias_std 1e308", lambda: zl.Network.init(RELU.arch, 0, bias_std=1e308), "bias_std"),
+    ("clustered_data points beyond float64", lambda: zl.clustered_data(20, 2, 2, radius=1.7e308, separation=1e308,
+                                                                       rng=0), "radius, separation"),
+]
+
+
+@pytest.mark.parametrize("call, argument", [c[1:] for c in MORE_REFUSALS], ids=[c[0] for c in MORE_REFUSALS])
+def test_results_beyond_float64_are_refused_naming_the_argument(call: Callable[[], object], argument: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{argument}[: ]"):
+        call()
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e200, 1e300])
+def test_relative_misfit_does_not_depend_on_the_scale(scale: float) -> None:
+    assert np.isclose(zl.relative_misfit(Y * scale * 1.1, Y * scale), 0.01, rtol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e-30, 1.0, 1e30, 1e200])
+@pytest.mark.parametrize("method, activation", [("pullback", "tanh"), ("box", "tanh"), ("shift", "relu")])
+def test_zero_loss_minimizer_does_not_depend_on_the_scale_of_the_inputs(
+    scale: float, method: str, activation: str
+) -> None:
+    Xs, Ys = X[:3] * scale, Y[:3]
+    net = zl.zero_loss_minimizer(Xs, Ys, depth=2, width=3, activation=activation, method=method)  # type: ignore[arg-type]
+    assert zl.relative_misfit(net.forward(Xs), Ys) <= FIT_TOLERANCE
+    net = zl.zero_loss_minimizer(X[:3], Ys * scale, depth=2, width=3, activation=activation, method=method)  # type: ignore[arg-type]
+    assert zl.relative_misfit(net.forward(X[:3]), Ys * scale) <= FIT_TOLERANCE
+
+
+def test_embed_network_of_a_network_that_overflows_on_the_probes() -> None:
+    """Weights of 1e300: the outputs overflow on standard-normal probes; the origin is checked."""
+    big = zl.embed_network(BIG_WEIGHTS, zl.Architecture(2, (4,), 1, "relu"))
+    assert np.array_equal(big.forward(np.zeros((1, 2))), BIG_WEIGHTS.forward(np.zeros((1, 2))))

@@ -117,9 +117,6 @@ TYPE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
     ("set_memory_budget nbytes float", lambda: zl.set_memory_budget(1e9), "nbytes"),
     ("set_memory_budget nbytes str", lambda: zl.set_memory_budget("1G"), "nbytes"),
     ("stationarity_report Y None", lambda: zl.stationarity_report(NET, X, None), "Y"),
-    ("adapted_direction net None", lambda: zl.adapted_direction(None, X, Y), "net"),
-    ("adapted_direction alpha str", lambda: zl.adapted_direction(NET, X, Y, alpha="x"), "alpha"),
-    ("gradient_flow steps float", lambda: zl.gradient_flow(NET, X, Y, 1.0, 1.5), "steps"),
 ]
 
 VALUE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
@@ -175,8 +172,6 @@ VALUE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
     ("decade floor 0", lambda: zl.decade(1.0, floor=0.0), "floor"),
     ("relative_misfit Y zero", lambda: zl.relative_misfit(Y, 0 * Y), "Y"),
     ("set_memory_budget nbytes negative", lambda: zl.set_memory_budget(-1), "nbytes"),
-    ("adapted_direction alpha 2", lambda: zl.adapted_direction(NET, X, Y, alpha=2.0), "alpha"),
-    ("gradient_flow s_end negative", lambda: zl.gradient_flow(NET, X, Y, -1.0, 3), "s_end"),
     ("cluster_geometry label 1e9", lambda: zl.cluster_geometry(np.ones((2, 2)), np.array([0, 10**9])), "labels"),
     ("gram_rank G not PSD", lambda: zl.gram_rank(-np.eye(3)), "G"),
 ]
