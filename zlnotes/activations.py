@@ -299,6 +299,12 @@ def _build(name: str, width: float, sharpness: float, slope: float) -> Activatio
     raise AssertionError(name)  # unreachable: names are checked by `activation`
 
 
+PARAMETER_RANGE = 2.0**500
+"""``smooth_relu``'s ``width`` is at most ``2^500`` (about 3.3e150) and ``softplus``'s
+``sharpness`` within ``[2^-500, 2^500]``: beyond, ``(x + w)²``, ``log(2)/sharpness`` or
+``sharpness · x`` leave the float64 range for inputs of order one, and the activation's
+values would be infinite."""
+
 ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "softplus", "tanh", "smooth_relu", "identity")
 """Names accepted by :func:`activation`."""
 
@@ -339,8 +345,8 @@ def activation(
         If ``name`` is neither a string nor an :class:`Activation`, or ``width``,
         ``sharpness`` or ``slope`` is not a real number (a bool is not).
     ValueError
-        For an unknown name, a ``width`` or ``sharpness`` that is not a finite number > 0, or
-        a ``slope`` outside ``(0, 1)``.
+        For an unknown name, a ``width`` outside ``(0, 2^500]``, a ``sharpness`` outside
+        ``[2^-500, 2^500]`` (:data:`PARAMETER_RANGE`), or a ``slope`` outside ``(0, 1)``.
 
     Examples
     --------
@@ -360,7 +366,8 @@ def activation(
     if isinstance(name, Activation):
         return name
     name = choice("activation", name, ACTIVATIONS)
-    width = real_scalar("width (of smooth_relu)", width, lo=0.0, lo_open=True)
-    sharpness = real_scalar("sharpness (of softplus)", sharpness, lo=0.0, lo_open=True)
+    # (x + w)² must fit in float64, and so must log(2)/sharpness: 2^±500 leaves room for both
+    width = real_scalar("width (of smooth_relu)", width, lo=0.0, lo_open=True, hi=PARAMETER_RANGE)
+    sharpness = real_scalar("sharpness (of softplus)", sharpness, lo=1 / PARAMETER_RANGE, hi=PARAMETER_RANGE)
     slope = real_scalar("slope (of leaky_relu)", slope, lo=0.0, lo_open=True, hi=1.0, hi_open=True)
     return _build(name, width, sharpness, slope)

@@ -337,3 +337,17 @@ def test_embed_network_of_a_network_that_overflows_on_the_probes() -> None:
     """Weights of 1e300: the outputs overflow on standard-normal probes; the origin is checked."""
     big = zl.embed_network(BIG_WEIGHTS, zl.Architecture(2, (4,), 1, "relu"))
     assert np.array_equal(big.forward(np.zeros((1, 2))), BIG_WEIGHTS.forward(np.zeros((1, 2))))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"width": 1e308}, {"sharpness": 1e-308}, {"sharpness": 1e308}],
+    ids=["smooth_relu width 1e308", "softplus sharpness 1e-308", "softplus sharpness 1e308"],
+)
+def test_activation_parameters_whose_values_leave_float64_are_refused(kwargs: dict[str, float]) -> None:
+    name = "smooth_relu" if "width" in kwargs else "softplus"
+    with pytest.raises(ValueError, match=rf"^{next(iter(kwargs))} \(of {name}\) must be a finite real number in"):
+        zl.activation(name, **kwargs)
+    edge = {k: (2.0**500 if v > 1 else 2.0**-500) for k, v in kwargs.items()}
+    values = zl.activation(name, **edge).value(np.array([-2.0, 0.0, 2.0]))
+    assert np.all(np.isfinite(values))
