@@ -162,11 +162,11 @@ GATE_ENV = "ZLNOTES_TEST_GATE"
 
 
 def gated(params: dict[str, Any]) -> dict[str, Any]:
-    """Seed 0 at once; the others wait (at most 60 s) until the file named by ``$ZLNOTES_TEST_GATE`` exists."""
+    """Seed 0 at once; the others wait (at most 300 s) until the file named by ``$ZLNOTES_TEST_GATE`` exists."""
     import os
 
     gate = os.environ.get(GATE_ENV)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300
     while params["seed"] and gate and not os.path.exists(gate) and time.monotonic() < deadline:
         time.sleep(0.01)
     return {"seed": params["seed"]}
