@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike
 from ._validation import as_generator, as_matrix, as_vector, instance, positive_int, real_scalar
 from .activations import Activation
 from .activations import activation as lookup_activation
-from .memory import FLOAT_BYTES, require_memory
+from .memory import FLOAT_BYTES, LAYER_OVERHEAD_BYTES, require_memory
 from .typing import Array
 
 __all__ = ["Architecture", "Network", "require_network", "require_finite_result"]
@@ -216,7 +216,11 @@ class Network:
         weight_gain = real_scalar("weight_gain", weight_gain, lo=0.0, lo_open=True)
         bias_std = real_scalar("bias_std", bias_std, lo=0.0)
         K = arch.num_params
-        require_memory("arch", f"a network of K = {K} parameters (drawn, then copied)", 2 * K * FLOAT_BYTES)
+        require_memory(
+            "arch",
+            f"a network of K = {K} parameters in {arch.depth + 1} layers (drawn, then copied)",
+            2 * K * FLOAT_BYTES + (arch.depth + 1) * LAYER_OVERHEAD_BYTES,
+        )
         weights, biases = [], []
         with np.errstate(over="ignore"):
             for out, inp in arch.layer_shapes:

@@ -58,7 +58,7 @@ from .activations import activation as lookup_activation
 from .architecture import Architecture, Network, require_network
 from .diagnostics import affine_rank
 from .linalg import _power_of_four_scale, numerical_rank, singular_values
-from .memory import FLOAT_BYTES, require_memory
+from .memory import FLOAT_BYTES, LAYER_OVERHEAD_BYTES, require_memory
 from .typing import Array
 
 __all__ = [
@@ -351,10 +351,11 @@ def zero_loss_minimizer(
             + (f" (impossible with N > input_dim + 1 = {M + 1})" if N > M + 1 else "")
         )
     require_memory(
-        "width",
+        "depth, width",
         f"a network of depth {depth} and width {width} and its features on N = {N} samples",
         (depth * width * (width + 1) + width * (M + 1) + 4 * N * max(width, M) + (M * M if width < M else 0))
-        * FLOAT_BYTES,
+        * FLOAT_BYTES
+        + depth * LAYER_OVERHEAD_BYTES,
     )
     arch = Architecture(M, (width,) * depth, Q, sigma)
     e = _power_of_four_scale(X, CONSTRUCTION_SCALE_EXPONENT)

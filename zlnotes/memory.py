@@ -35,10 +35,14 @@ import os
 
 from ._validation import nonnegative_int
 
-__all__ = ["memory_budget", "set_memory_budget", "require_memory", "FLOAT_BYTES"]
+__all__ = ["memory_budget", "set_memory_budget", "require_memory", "FLOAT_BYTES", "LAYER_OVERHEAD_BYTES"]
 
 FLOAT_BYTES = 8
 """Bytes of one float64."""
+
+LAYER_OVERHEAD_BYTES = 2048
+"""Bytes counted per layer of a network besides its numbers: the numpy array objects of its
+weights and biases and their copies (a network of 10⁷ tiny layers takes gigabytes)."""
 
 PHYSICAL_FRACTION = 0.5
 """Fraction of the physical memory one request may take by default."""

@@ -226,6 +226,12 @@ def lbfgs_polish(
     max_param = _max_param(max_param)
     path: list[Array] | None = [] if record_path else None
     fun = CostFunction(arch, X, Y)  # fun(Z) = (C, ∇_Z C), a fresh gradient array per call
+    with np.errstate(over="ignore", invalid="ignore"):
+        c0, g0 = fun(net.flat())
+    if not (np.isfinite(c0) and np.all(np.isfinite(g0))):
+        raise ValueError(
+            "net: the cost or its gradient is not finite at the starting point (inputs, targets or weights too large)"
+        )
     Z, c, g, iterations, runs = _lbfgs(
         fun, arch, net.flat(), grad_tol=grad_tol, max_iter=max_iter, restarts=restarts,
         target_cost=target_cost, max_fun=max_fun, rebalance=bool(rebalance), max_param=max_param, path=path,

@@ -126,6 +126,8 @@ def gradient_descent(
     progress = boolean("progress", progress)
     schedule = _ntk_schedule(record, steps)
     QN = X.shape[0] * net.arch.output_dim
+    # the history keeps two Python floats per step (about 80 bytes with the list slots)
+    require_memory("steps", f"the history of {steps} steps", (steps + 1) * 80)
     if schedule:
         what = f"the NTK examined along the run (N·Q × N·Q = {QN} × {QN}, twice)"
         require_memory("record", what, 2 * QN * QN * FLOAT_BYTES)

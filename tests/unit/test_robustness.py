@@ -59,7 +59,7 @@ LARGE: list[tuple[str, Callable[[], object], str, int]] = [
     ("CostFunction buffers", lambda: zl.CostFunction(zl.Architecture(2, (10**5,), 1), np.ones((10**5, 2)),
                                                      np.ones((10**5, 1))), "X", 8 * 10**10),
     ("zero_loss_minimizer width", lambda: zl.zero_loss_minimizer(X[:3], Y[:3], depth=2, width=10**6, activation="tanh"),
-     "width", 8 * 10**12),
+     "depth, width", 8 * 10**12),
     ("embed_network arch", lambda: zl.embed_network(RELU, zl.Architecture(2, (10**6, 10**6), 1, "relu")), "arch",
      8 * 10**12),
 ]
@@ -351,3 +351,17 @@ def test_activation_parameters_whose_values_leave_float64_are_refused(kwargs: di
     edge = {k: (2.0**500 if v > 1 else 2.0**-500) for k, v in kwargs.items()}
     values = zl.activation(name, **edge).value(np.array([-2.0, 0.0, 2.0]))
     assert np.all(np.isfinite(values))
+
+
+def test_many_layers_and_long_runs_count_their_overhead(budget: int) -> None:
+    with pytest.raises(ValueError, match=r"^depth, width: a network of depth 100000 "):
+        zl.zero_loss_minimizer(X[:3], Y[:3], depth=10**5, width=3, activation="tanh")
+    with pytest.raises(ValueError, match=r"^arch: a network of K = 1200001 parameters in 100001 layers"):
+        zl.Network.init(zl.Architecture(2, (3,) * 10**5, 1), 0)
+    with pytest.raises(ValueError, match=r"^steps: the history of 100000 steps"):
+        zl.gradient_descent(TANH, X, Y, 0.1, 10**5)
+
+
+def test_lbfgs_polish_refuses_a_start_whose_cost_overflows() -> None:
+    with pytest.raises(ValueError, match=r"^net: the cost or its gradient is not finite at the starting point"):
+        zl.lbfgs_polish(BIG_WEIGHTS, X, Y, max_iter=5)
