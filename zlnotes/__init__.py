@@ -39,6 +39,7 @@ from .memory import memory_budget, set_memory_budget
 from .stationary import LbfgsReport, StationaryPoint, lbfgs_polish, stationary_point
 from .symmetry import balance
 from .training import History, gradient_descent
+from .training_jacobian import second_derivative, training_jacobian
 
 __version__ = "0.1.0"
 
@@ -93,6 +94,8 @@ __all__ = [
     "range_projector",
     "set_memory_budget",
     "singular_values",
+    "second_derivative",
     "stationary_point",
+    "training_jacobian",
     "zero_loss_minimizer",
 ]

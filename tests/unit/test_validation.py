@@ -257,3 +257,35 @@ def test_flows_wrong_value_is_a_value_error(call: Callable[[], object], argument
     with pytest.raises(ValueError, match=_names(argument)) as info:
         call()
     assert not isinstance(info.value, TypeError)
+
+
+# zlnotes.training_jacobian (appended)
+TJ_TYPE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
+    ("training_jacobian net", lambda: zl.training_jacobian(ARCH, X, Y, 0.1, 2), "net"),
+    ("training_jacobian lr str", lambda: zl.training_jacobian(NET, X, Y, "0.1", 2), "lr"),
+    ("training_jacobian steps float", lambda: zl.training_jacobian(NET, X, Y, 0.1, 2.0), "steps"),
+    ("training_jacobian Y None", lambda: zl.training_jacobian(NET, X, None, 0.1, 2), "Y"),
+    ("training_jacobian max_params", lambda: zl.training_jacobian(NET, X, Y, 0.1, 2, max_params=1.5), "max_params"),
+    ("second_derivative sigma str", lambda: zl.second_derivative("tanh", X), "sigma"),
+]
+
+TJ_VALUE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
+    ("training_jacobian lr 0", lambda: zl.training_jacobian(NET, X, Y, 0.0, 2), "lr"),
+    ("training_jacobian steps -1", lambda: zl.training_jacobian(NET, X, Y, 0.1, -1), "steps"),
+    ("training_jacobian Y rows", lambda: zl.training_jacobian(NET, X, Y[:2], 0.1, 2), "Y"),
+    ("training_jacobian K > max_params", lambda: zl.training_jacobian(NET, X, Y, 0.1, 2, max_params=4), "max_params"),
+    ("second_derivative z nan", lambda: zl.second_derivative(zl.activation("tanh"), [np.nan]), "z"),
+]
+
+
+@pytest.mark.parametrize("call, argument", [c[1:] for c in TJ_TYPE_ERRORS], ids=[c[0] for c in TJ_TYPE_ERRORS])
+def test_training_jacobian_wrong_type_is_a_type_error(call: Callable[[], object], argument: str) -> None:
+    with pytest.raises(TypeError, match=_names(argument)):
+        call()
+
+
+@pytest.mark.parametrize("call, argument", [c[1:] for c in TJ_VALUE_ERRORS], ids=[c[0] for c in TJ_VALUE_ERRORS])
+def test_training_jacobian_wrong_value_is_a_value_error(call: Callable[[], object], argument: str) -> None:
+    with pytest.raises(ValueError, match=_names(argument)) as info:
+        call()
+    assert not isinstance(info.value, TypeError)
