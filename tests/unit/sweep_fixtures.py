@@ -162,10 +162,15 @@ GATE_ENV = "ZLNOTES_TEST_GATE"
 
 
 def gated(params: dict[str, Any]) -> dict[str, Any]:
-    """Seed 0 at once; the others wait (at most 300 s) until the file named by ``$ZLNOTES_TEST_GATE`` exists."""
+    """Seed 0 at once; the others wait (at most 300 s) until the file named by ``$ZLNOTES_TEST_GATE`` exists.
+
+    A waiting point first creates that file's name + ``.waiting``.
+    """
     import os
 
     gate = os.environ.get(GATE_ENV)
+    if params["seed"] and gate:
+        open(gate + ".waiting", "a").close()  # tells the test this point has started
     deadline = time.monotonic() + 300
     while params["seed"] and gate and not os.path.exists(gate) and time.monotonic() < deadline:
         time.sleep(0.01)

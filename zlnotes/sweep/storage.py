@@ -193,7 +193,12 @@ class _Folder:
     def open_append(self, name: str) -> int:
         """A descriptor appending to ``DIR/name``: the file read before, if any (else ``FolderChangedError``)."""
         before = self.identity.get(name)
-        fd = self._open(name, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+        try:  # a file that was not there when the folder was read must not appear since
+            fd = self._open(name, os.O_RDWR | os.O_APPEND | os.O_CREAT | (os.O_EXCL if before is None else 0))
+        except ValueError:
+            if before is None and os.path.lexists(self.path / name):
+                raise FolderChangedError(f"{self.path / name} appeared while the sweep ran") from None
+            raise
         if before is not None and self.identity[name] != before:
             raise FolderChangedError(f"{self.path / name} was replaced while the sweep ran")
         return fd
@@ -224,6 +229,7 @@ class _Folder:
         self.check()
         _write_atomic(self._absolute / name, text)
         self.check()
+        self.identity[name] = _identity(os.stat(name, dir_fd=self.dir_fd, follow_symlinks=False))
 
     def release(self) -> None:
         for fd in self.fds.values():
