@@ -244,7 +244,9 @@ def _parser() -> argparse.ArgumentParser:
         "points already there.",
     )
     sweep.add_argument("name", metavar="NAME", help="experiment name (a key of zlnotes.book.experiments.EXPERIMENTS)")
-    sweep.add_argument("--preset", required=True, help="which grid to run: tiny (seconds), book (data/), full (a cluster)")
+    sweep.add_argument(
+        "--preset", required=True, help="which grid to run: tiny (seconds), book (data/), full (a cluster)"
+    )
     sweep.add_argument(
         "--out", metavar="DIR", default=None,
         help="output folder (created if missing; its parent must exist); rerunning with it resumes",

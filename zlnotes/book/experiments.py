@@ -29,7 +29,16 @@ from ..linalg import gram_rtol, rank_from_gram_eigenvalues
 from ..sweep import Experiment
 from ..training import gradient_descent
 
-__all__ = ["EXPERIMENTS", "get_experiment", "register_experiment", "DICHOTOMY", "DATA_FAMILIES", "dichotomy_point", "dichotomy_data", "widths_for_ratios"]
+__all__ = [
+    "EXPERIMENTS",
+    "get_experiment",
+    "register_experiment",
+    "DICHOTOMY",
+    "DATA_FAMILIES",
+    "dichotomy_point",
+    "dichotomy_data",
+    "widths_for_ratios",
+]
 
 DATA_FAMILIES: Mapping[str, Mapping[str, Any]] = {
     # chen2025zeroloss's setting, widened: N generic points in general position with
@@ -51,7 +60,8 @@ RELATIVE_TARGET = 1e-12
 def _require(params: Mapping[str, Any], names: Sequence[str]) -> None:
     missing = [name for name in names if name not in params]
     if missing:
-        raise ValueError(f"params: a dichotomy point needs {', '.join(missing)} (got {', '.join(sorted(params)) or 'nothing'})")
+        got = ", ".join(sorted(params)) or "nothing"
+        raise ValueError(f"params: a dichotomy point needs {', '.join(missing)} (got {got})")
 
 
 def dichotomy_data(params: Mapping[str, Any]) -> Dataset:
@@ -79,7 +89,10 @@ def dichotomy_data(params: Mapping[str, Any]) -> Dataset:
         if params["n_samples"] % C:
             raise ValueError(f"n_samples must be a multiple of n_classes = {C}; got {params['n_samples']}")
         if not 0 < params["radius_fraction"] < 1:
-            raise ValueError(f"radius_fraction must be in (0, 1) (the construction needs delta < h/3); got {params['radius_fraction']}")
+            raise ValueError(
+                "radius_fraction must be in (0, 1) (the construction needs delta < h/3); "
+                f"got {params['radius_fraction']}"
+            )
         sizes = (params["n_samples"] // C, C, params["input_dim"], params["output_dim"])
         means = clustered_data(*sizes, radius=0.0, rng=np.random.default_rng([int(params["seed"]), 0]))  # same means
         h = cluster_geometry(means.X, means.labels).h
@@ -87,7 +100,9 @@ def dichotomy_data(params: Mapping[str, Any]) -> Dataset:
     raise ValueError(f"data must be 'generic' or 'clustered'; got {params['data']!r}")
 
 
-def _construction(data: Dataset, arch: Architecture, params: Mapping[str, Any]) -> tuple[str | None, Network | None, str]:
+def _construction(
+    data: Dataset, arch: Architecture, params: Mapping[str, Any]
+) -> tuple[str | None, Network | None, str]:
     """The explicit zero-loss construction that applies to ``arch`` on ``data``, if any."""
     N, M = data.X.shape
     if arch.depth >= 1 and N <= arch.hidden[0] + 1 and np.linalg.matrix_rank(np.hstack([data.X, np.ones((N, 1))])) == N:
@@ -211,7 +226,8 @@ def widths_for_ratios(
         If ``depth`` or a size is not a positive integer, or the ratios are not finite,
         positive and increasing.
     """
-    depth, QN = positive_int("depth", depth), positive_int("n_samples", n_samples) * positive_int("output_dim", output_dim)
+    depth = positive_int("depth", depth)
+    QN = positive_int("n_samples", n_samples) * positive_int("output_dim", output_dim)
     positive_int("input_dim", input_dim)
     r = np.asarray(ratios, dtype=float)
     if r.ndim != 1 or r.size == 0 or not np.all(np.isfinite(r)) or np.any(r <= 0) or np.any(np.diff(r) <= 0):
