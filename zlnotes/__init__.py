@@ -26,6 +26,7 @@ from .diagnostics import (
 )
 from .flows import FlowPath, adapted_direction, gradient_flow
 from .jacobian import backprop_factors, jacobian, jacobian_rank, ntk
+from .kernels import ntk_limit, ntk_scaled, relu_derivative_expectation, relu_expectation
 from .linalg import (
     RangeProjector,
     face_split,
@@ -89,9 +90,13 @@ __all__ = [
     "lbfgs_polish",
     "memory_budget",
     "ntk",
+    "ntk_limit",
+    "ntk_scaled",
     "numerical_rank",
     "output_gradient",
     "range_projector",
+    "relu_derivative_expectation",
+    "relu_expectation",
     "set_memory_budget",
     "singular_values",
     "second_derivative",

@@ -289,3 +289,44 @@ def test_training_jacobian_wrong_value_is_a_value_error(call: Callable[[], objec
     with pytest.raises(ValueError, match=_names(argument)) as info:
         call()
     assert not isinstance(info.value, TypeError)
+
+
+# zlnotes.kernels (appended)
+KERNEL_TYPE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
+    ("relu_expectation cov None", lambda: zl.relu_expectation(None), "cov"),
+    ("relu_derivative_expectation cov str", lambda: zl.relu_derivative_expectation("1"), "cov"),
+    ("ntk_limit X None", lambda: zl.ntk_limit(None, 1), "X"),
+    ("ntk_limit depth float", lambda: zl.ntk_limit(X, 1.0), "depth"),
+    ("ntk_limit weight_var str", lambda: zl.ntk_limit(X, 1, weight_var="2"), "weight_var"),
+    ("ntk_limit bias_var bool", lambda: zl.ntk_limit(X, 1, bias_var=True), "bias_var"),
+    ("ntk_scaled net", lambda: zl.ntk_scaled(ARCH, X), "net"),
+    ("ntk_scaled weight_var None", lambda: zl.ntk_scaled(NET, X, weight_var=None), "weight_var"),  # type: ignore[arg-type]
+]
+
+KERNEL_VALUE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
+    ("relu_expectation cov not square", lambda: zl.relu_expectation(np.ones((2, 3))), "cov"),
+    ("relu_expectation cov asymmetric", lambda: zl.relu_expectation([[1.0, 0.2], [0.1, 1.0]]), "cov"),
+    ("relu_derivative_expectation cov zero var", lambda: zl.relu_derivative_expectation(np.zeros((2, 2))), "cov"),
+    ("ntk_limit depth -1", lambda: zl.ntk_limit(X, -1), "depth"),
+    ("ntk_limit weight_var 0", lambda: zl.ntk_limit(X, 1, weight_var=0.0), "weight_var"),
+    ("ntk_limit bias_var -1", lambda: zl.ntk_limit(X, 1, bias_var=-1.0), "bias_var"),
+    ("ntk_limit X zero row", lambda: zl.ntk_limit(np.zeros((2, 2)), 1), "X"),
+    ("ntk_limit X nan", lambda: zl.ntk_limit([[np.nan, 1.0]], 1), "X"),
+    ("ntk_scaled X cols", lambda: zl.ntk_scaled(NET, np.ones((2, 5))), "X"),
+    ("ntk_scaled bias_var nan", lambda: zl.ntk_scaled(NET, X, bias_var=np.nan), "bias_var"),
+]
+
+
+@pytest.mark.parametrize("call, argument", [c[1:] for c in KERNEL_TYPE_ERRORS], ids=[c[0] for c in KERNEL_TYPE_ERRORS])
+def test_kernels_wrong_type_is_a_type_error(call: Callable[[], object], argument: str) -> None:
+    with pytest.raises(TypeError, match=_names(argument)):
+        call()
+
+
+@pytest.mark.parametrize(
+    "call, argument", [c[1:] for c in KERNEL_VALUE_ERRORS], ids=[c[0] for c in KERNEL_VALUE_ERRORS]
+)
+def test_kernels_wrong_value_is_a_value_error(call: Callable[[], object], argument: str) -> None:
+    with pytest.raises(ValueError, match=_names(argument)) as info:
+        call()
+    assert not isinstance(info.value, TypeError)
