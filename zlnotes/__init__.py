@@ -25,6 +25,7 @@ from .diagnostics import (
     step_size,
 )
 from .flows import FlowPath, adapted_direction, gradient_flow
+from .full_rank import FullRankGrid, full_rank_grid, shallow_gram, shallow_jacobian, torch_linear_init
 from .jacobian import backprop_factors, jacobian, jacobian_rank, ntk
 from .kernels import ntk_limit, ntk_scaled, relu_derivative_expectation, relu_expectation
 from .linalg import (
@@ -103,4 +104,9 @@ __all__ = [
     "stationary_point",
     "training_jacobian",
     "zero_loss_minimizer",
+    "FullRankGrid",
+    "full_rank_grid",
+    "shallow_gram",
+    "shallow_jacobian",
+    "torch_linear_init",
 ]

@@ -330,3 +330,42 @@ def test_kernels_wrong_value_is_a_value_error(call: Callable[[], object], argume
     with pytest.raises(ValueError, match=_names(argument)) as info:
         call()
     assert not isinstance(info.value, TypeError)
+
+
+# zlnotes.full_rank (appended)
+FR_W, FR_B = zl.torch_linear_init(2, 3, 0)
+FR_V = np.ones(3)
+FR_TYPE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
+    ("torch_linear_init d_in float", lambda: zl.torch_linear_init(2.0, 3, 0), "d_in"),
+    ("torch_linear_init rng None", lambda: zl.torch_linear_init(2, 3, None), "rng"),
+    ("shallow_jacobian X str", lambda: zl.shallow_jacobian("X", FR_W, FR_B, FR_V), "X"),
+    ("shallow_jacobian frozen_v int", lambda: zl.shallow_jacobian(X, FR_W, FR_B, FR_V, frozen_v=1), "frozen_v"),
+    ("shallow_gram v None", lambda: zl.shallow_gram(X, FR_W, FR_B, None), "v"),  # type: ignore[arg-type]
+    ("full_rank_grid trials float", lambda: zl.full_rank_grid([4], [2], trials=2.0, rng=0), "trials"),
+    ("full_rank_grid ns float", lambda: zl.full_rank_grid([4.5], [2], trials=2, rng=0), "ns[0]"),
+    ("full_rank_grid ratio str", lambda: zl.full_rank_grid([4], [2], trials=2, rng=0, ratio="1"), "ratio"),
+]
+
+FR_VALUE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
+    ("torch_linear_init d_out 0", lambda: zl.torch_linear_init(2, 0, 0), "d_out"),
+    ("shallow_jacobian W columns", lambda: zl.shallow_jacobian(X, np.ones((3, 5)), FR_B, FR_V), "W"),
+    ("shallow_gram b length", lambda: zl.shallow_gram(X, FR_W, FR_B[:2], FR_V), "b"),
+    ("shallow_gram X nan", lambda: zl.shallow_gram([[np.nan, 0.0]], FR_W, FR_B, FR_V), "X"),
+    ("full_rank_grid widths 0", lambda: zl.full_rank_grid([4], [0], trials=2, rng=0), "widths[0]"),
+    ("full_rank_grid ns empty", lambda: zl.full_rank_grid([], [2], trials=2, rng=0), "ns"),
+    ("full_rank_grid ratio 0", lambda: zl.full_rank_grid([4], [2], trials=2, rng=0, ratio=0.0), "ratio"),
+    ("full_rank_grid rtol tiny", lambda: zl.full_rank_grid([4], [2], trials=2, rng=0, rtol=1e-12), "rtol"),
+]
+
+
+@pytest.mark.parametrize("call, argument", [c[1:] for c in FR_TYPE_ERRORS], ids=[c[0] for c in FR_TYPE_ERRORS])
+def test_full_rank_wrong_type_is_a_type_error(call: Callable[[], object], argument: str) -> None:
+    with pytest.raises(TypeError, match=_names(argument)):
+        call()
+
+
+@pytest.mark.parametrize("call, argument", [c[1:] for c in FR_VALUE_ERRORS], ids=[c[0] for c in FR_VALUE_ERRORS])
+def test_full_rank_wrong_value_is_a_value_error(call: Callable[[], object], argument: str) -> None:
+    with pytest.raises(ValueError, match=_names(argument)) as info:
+        call()
+    assert not isinstance(info.value, TypeError)

@@ -1,0 +1,121 @@
+"""zlnotes.full_rank against plain formulas: the formed Jacobian against central differences
+of F(x) = vᵀReLU(Wx + b), the Gram identity against J Jᵀ, the grid's ranks against the SVD
+rank of the formed J (float64 and float32) on the same draws, and the torch.nn.Linear bounds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tolerances import ROUNDOFF_RTOL
+
+import zlnotes as zl
+from zlnotes.full_rank import _trial
+
+# F is piecewise polynomial (degree 2) in (W, b, v): central differences with step h are
+# exact up to rounding (~ε/h) unless a pre-activation lies within h of a kink (checked below)
+FD_STEP = 1e-6
+FD_ATOL = 1e-8
+
+
+def _draw(n: int, d0: int, d1: int, seed: int) -> tuple[np.ndarray, ...]:
+    gen = np.random.default_rng(seed)
+    W, b = zl.torch_linear_init(d0, d1, gen)
+    v = gen.standard_normal(d1)
+    X = gen.random((n, d0))
+    return X, W, b, v
+
+
+def _F(X: np.ndarray, W: np.ndarray, b: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return np.asarray(np.maximum(X @ W.T + b, 0.0) @ v)
+
+
+@pytest.mark.parametrize("n, d0, d1, seed", [(6, 3, 4, 0), (5, 2, 7, 1), (9, 5, 2, 2)])
+def test_jacobian_against_central_differences(n: int, d0: int, d1: int, seed: int) -> None:
+    X, W, b, v = _draw(n, d0, d1, seed)
+    assert np.abs(X @ W.T + b).min() > 100 * FD_STEP, "a pre-activation near a kink"
+    theta = np.concatenate([W.ravel(), b, v])
+
+    def F(t: np.ndarray) -> np.ndarray:
+        return _F(X, t[: d1 * d0].reshape(d1, d0), t[d1 * d0 : d1 * d0 + d1], t[d1 * d0 + d1 :])
+
+    fd = np.empty((n, theta.size))
+    for k in range(theta.size):
+        e = np.zeros(theta.size)
+        e[k] = FD_STEP
+        fd[:, k] = (F(theta + e) - F(theta - e)) / (2 * FD_STEP)
+    J = zl.shallow_jacobian(X, W, b, v, frozen_v=True)
+    assert J.shape == (n, d1 * d0 + 2 * d1)
+    np.testing.assert_allclose(J, fd, rtol=0, atol=FD_ATOL)
+    np.testing.assert_array_equal(zl.shallow_jacobian(X, W, b, v), J[:, : d1 * (d0 + 1)])
+
+
+@pytest.mark.parametrize("frozen_v", [False, True])
+@pytest.mark.parametrize("n, d0, d1, seed", [(20, 10, 5, 3), (40, 3, 12, 4)])
+def test_gram_identity(n: int, d0: int, d1: int, seed: int, frozen_v: bool) -> None:
+    X, W, b, v = _draw(n, d0, d1, seed)
+    J = zl.shallow_jacobian(X, W, b, v, frozen_v=frozen_v)
+    G = zl.shallow_gram(X, W, b, v, frozen_v=frozen_v)
+    D = J @ J.T
+    assert np.abs(G - D).max() <= ROUNDOFF_RTOL * np.abs(D).max()
+
+
+def test_torch_linear_bounds() -> None:
+    W, b = zl.torch_linear_init(25, 4000, 5)
+    bound = 1 / 5.0
+    assert np.abs(W).max() < bound and np.abs(b).max() < bound
+    # uniform on (-1/5, 1/5): max |W| within 1e-3 of the bound, variance bound²/3 to 2 %
+    assert np.abs(W).max() > bound - 1e-3
+    assert abs(W.var() / (bound**2 / 3) - 1) < 0.02
+    assert abs(W.mean()) < 0.01 * bound
+
+
+@pytest.mark.parametrize("frozen_v", [False, True])
+def test_grid_ranks_against_formed_svd(frozen_v: bool) -> None:
+    """Replay the grid's draws, form J and take its SVD rank (float64 and float32)."""
+    ns, widths, trials, seed = [6, 14, 30], [1, 2, 3, 5, 8], 6, 7
+    grid = zl.full_rank_grid(ns, widths, trials=trials, rng=seed, frozen_v=frozen_v)
+    gen = np.random.default_rng(seed)
+    full64 = np.zeros((len(widths), len(ns)))
+    full32 = np.zeros_like(full64)
+    alive = np.zeros_like(full64)
+    for i, d1 in enumerate(widths):
+        for j, n in enumerate(ns):
+            d0 = -(-n // 2)
+            for _ in range(trials):
+                W, b = zl.torch_linear_init(d0, d1, gen)
+                v = gen.standard_normal(d1)
+                X = gen.random((n, d0))
+                J = zl.shallow_jacobian(X, W, b, v, frozen_v=frozen_v)
+                full64[i, j] += np.linalg.matrix_rank(J) == n
+                full32[i, j] += np.linalg.matrix_rank(J.astype(np.float32)) == n
+                alive[i, j] += np.all((np.maximum(X @ W.T + b, 0) > 0).any(axis=1))
+    np.testing.assert_array_equal(grid.full_rank, full64 / trials)
+    np.testing.assert_array_equal(grid.full_rank, full32 / trials)
+    np.testing.assert_array_equal(grid.no_dead_point, alive / trials)
+    assert grid.d0.tolist() == [3, 7, 15]
+    # the grid is not trivial: both outcomes occur
+    assert 0 < grid.full_rank.mean() < 1
+
+
+def test_trial_shortcuts_agree_with_the_eigenvalues() -> None:
+    """A dead point or too few columns is rank deficient: the eigenvalues agree."""
+    checked = {"dead": 0, "few": 0}
+    for seed in range(200):
+        X, W, b, v = _draw(12, 2, 3, seed)
+        alive, full = _trial(X, W, b, v, True, zl.gram_rtol(12))
+        G = zl.shallow_gram(X, W, b, v, frozen_v=True)
+        assert full == (zl.gram_rank(G) == 12)
+        if not alive:
+            checked["dead"] += 1
+        elif 3 * 4 < 12:
+            checked["few"] += 1
+    X, W, b, v = _draw(12, 2, 2, 0)  # 2 · (2 + 2) = 8 < 12 columns
+    assert zl.gram_rank(zl.shallow_gram(X, W, b, v, frozen_v=True)) < 12
+    assert _trial(X, W, b, v, True, zl.gram_rtol(12))[1] is False
+    assert checked["dead"] > 10
+
+
+def test_generic_full_rank_when_wide() -> None:
+    """d₀ ≥ n: X alone has rank n, so one neuron active on every point gives rank n."""
+    grid = zl.full_rank_grid([8], [12], trials=20, rng=8, ratio=1.0, frozen_v=False)
+    assert grid.full_rank[0, 0] == grid.no_dead_point[0, 0] > 0.8
