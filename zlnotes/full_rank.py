@@ -12,7 +12,7 @@ Lemma 1 of chen2025zeroloss for one hidden layer). Its Gram matrix is a Hadamard
     J Jᵀ = (A diag(v²) Aᵀ) ∘ (X Xᵀ + 1),
 
 an n × n matrix whatever the number ``d₁(d₀ + 1)`` of columns: the rank is decided from it
-(:func:`zlnotes.gram_rank`) without forming ``J``. The experiment code of the paper
+(its eigenvalues are the squared singular values of ``J``) without forming ``J``. The experiment code of the paper
 differentiates with respect to every registered parameter, the frozen ``v`` included; its
 Jacobian carries ``d₁`` more columns ``ReLU(X Wᵀ + bᵀ)``, which add their Gram matrix to
 the sum (``frozen_v=True``).
@@ -25,8 +25,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._validation import as_generator, as_matrix, as_vector, boolean, positive_int, real_scalar
-from .linalg import face_split, gram_rtol, rank_from_gram_eigenvalues
+from ._validation import as_generator, as_matrix, as_vector, boolean, choice, positive_int, real_scalar
+from .linalg import face_split, gram_rtol
 
 Array = np.ndarray
 
@@ -156,11 +156,15 @@ class FullRankGrid(NamedTuple):
     d0: Array
     """Input dimensions ``⌈ratio · n⌉``, shape (len(ns),)."""
     full_rank: Array
-    """Fraction of trials with ``rank J = n``, shape (len(widths), len(ns))."""
+    """Fraction of trials with ``rank J = n`` at the chosen tolerance, shape (len(widths), len(ns))."""
     no_dead_point: Array
     """Fraction of trials in which every data point activates some neuron (same shape)."""
-    trials: int
-    """Trials per cell."""
+    sigma_ratio: Array
+    """``σ_n(J)/σ_1(J)`` of each trial, from the Gram eigenvalues (0 when a data point is dead or
+    ``J`` has fewer columns than rows), shape (len(widths), len(ns), trials)."""
+    rtol: Array
+    """The relative tolerance of each cell: ``rank J = n`` iff ``sigma_ratio > rtol``
+    (shape (len(widths), len(ns)))."""
 
 
 def full_rank_grid(
@@ -171,17 +175,16 @@ def full_rank_grid(
     rng: object,
     ratio: float = 0.5,
     frozen_v: bool = True,
-    rtol: float | None = None,
+    tolerance: str = "float32",
 ) -> FullRankGrid:
     """Estimate ``P(rank J = n)`` for ``F(x) = vᵀ ReLU(W x + b)`` at random draws.
 
     For each width ``d₁`` and size ``n`` (input dimension ``d₀ = ⌈ratio · n⌉``) and each
     trial: ``W, b`` by :func:`torch_linear_init`, ``v`` standard normal, ``X`` uniform on
-    ``[0, 1)^{n × d₀}`` (drawn in this order, as the paper's code does with PyTorch). The rank
-    is that of the Gram matrix :func:`shallow_gram`, counted as :func:`zlnotes.gram_rank`
-    counts it (eigenvalues above ``rtol² · λ_max``); ``J`` is never formed. A draw with a
-    dead data point (a zero row of ``J``) or with fewer columns than rows is rank deficient
-    without an eigenvalue computation.
+    ``[0, 1)^{n × d₀}`` (drawn in this order, as the paper's code does with PyTorch). The
+    singular values come from the eigenvalues of the Gram matrix :func:`shallow_gram`
+    (``σ_i² = λ_i``); ``J`` is never formed. A draw with a dead data point (a zero row of
+    ``J``) or with fewer columns than rows is rank deficient without an eigenvalue computation.
 
     Parameters
     ----------
@@ -195,9 +198,11 @@ def full_rank_grid(
         ``d₀ / n`` before rounding up; in ``(0, 100]``.
     frozen_v : bool
         Include the frozen ``v`` columns in ``J`` (the paper's code does).
-    rtol : float or None
-        Relative singular-value tolerance of :func:`zlnotes.gram_rank`; default
-        :func:`zlnotes.gram_rtol` ``(n)``.
+    tolerance : {"float32", "float64"}
+        ``"float32"``: ``rank J = n`` iff ``σ_n/σ_1 > max(n, P) · ε₃₂`` (``P`` the number of
+        columns, ``ε₃₂ = 2^-23``), the default threshold of ``torch.linalg.matrix_rank`` on the
+        float32 Jacobian of the paper's code. ``"float64"``: the finest threshold the Gram
+        route resolves, :func:`zlnotes.gram_rtol` ``(n)``.
 
     Returns
     -------
@@ -207,8 +212,8 @@ def full_rank_grid(
     --------
     >>> import zlnotes as zl
     >>> g = zl.full_rank_grid([4], [1, 8], trials=5, rng=0)
-    >>> g.full_rank.shape, g.d0.tolist()
-    ((2, 1), [2])
+    >>> g.full_rank.shape, g.sigma_ratio.shape, g.d0.tolist()
+    ((2, 1), (2, 1, 5), [2])
     """
     ns_a = _int_list("ns", ns)
     widths_a = _int_list("widths", widths)
@@ -216,43 +221,42 @@ def full_rank_grid(
     gen = as_generator(rng)
     ratio = real_scalar("ratio", ratio, lo=0.0, lo_open=True, hi=100.0)
     frozen_v = boolean("frozen_v", frozen_v)
-    if rtol is not None:
-        rtol = real_scalar("rtol", rtol, lo=0.0, hi=1.0, hi_open=True)
-        low = gram_rtol(max(ns_a))
-        if rtol < low:
-            raise ValueError(f"rtol must be >= gram_rtol(max(ns)) = {low:.3g} on the Gram route; got {rtol:.3g}")
+    tolerance = choice("tolerance", tolerance, ("float32", "float64"))
     d0s = [int(np.ceil(ratio * n)) for n in ns_a]
-    full = np.zeros((len(widths_a), len(ns_a)))
-    alive = np.zeros_like(full)
+    sig = np.zeros((len(widths_a), len(ns_a), trials))
+    alive = np.zeros((len(widths_a), len(ns_a)))
+    tol = np.zeros_like(alive)
     for i, d1 in enumerate(widths_a):
         for j, (n, d0) in enumerate(zip(ns_a, d0s)):
-            tol = gram_rtol(n) if rtol is None else rtol
-            for _ in range(trials):
+            columns = d1 * (d0 + 1 + int(frozen_v))
+            f32 = max(n, columns) * float(np.finfo(np.float32).eps)
+            tol[i, j] = f32 if tolerance == "float32" else gram_rtol(n)
+            for t in range(trials):
                 W, b = torch_linear_init(d0, d1, gen)
                 v = gen.standard_normal(d1)
                 X = gen.random((n, d0))
-                ok, full_rank = _trial(X, W, b, v, frozen_v, tol)
+                ok, sig[i, j, t] = _trial(X, W, b, v, frozen_v)
                 alive[i, j] += ok
-                full[i, j] += full_rank
-    return FullRankGrid(np.array(ns_a), np.array(widths_a), np.array(d0s), full / trials, alive / trials, trials)
+    full = np.mean(sig > tol[:, :, None], axis=2)
+    return FullRankGrid(np.array(ns_a), np.array(widths_a), np.array(d0s), full, alive / trials, sig, tol)
 
 
-def _trial(X: Array, W: Array, b: Array, v: Array, frozen_v: bool, rtol: float) -> tuple[bool, bool]:
-    """(no dead data point, rank J = n) for one draw; the Gram route, J never formed."""
+def _trial(X: Array, W: Array, b: Array, v: Array, frozen_v: bool) -> tuple[bool, float]:
+    """(no dead data point, σ_n/σ_1 of J) for one draw; the Gram route, J never formed."""
     Z = X @ W.T + b
     A = Z > 0
     if not np.all(np.any(A, axis=1)):
-        return False, False  # a dead point is a zero row of J
+        return False, 0.0  # a dead point is a zero row of J
     n, d0 = X.shape
     if W.shape[0] * (d0 + 1 + int(frozen_v)) < n:
-        return True, False  # fewer columns than rows
+        return True, 0.0  # fewer columns than rows
     Av = A * v
     G = (Av @ Av.T) * (X @ X.T + 1.0)
     if frozen_v:
         R = np.maximum(Z, 0.0)
         G += R @ R.T
     lam = np.linalg.eigvalsh(G)
-    return True, rank_from_gram_eigenvalues(lam, rtol) == n
+    return True, float(np.sqrt(max(lam[0], 0.0) / lam[-1]))
 
 
 def _int_list(name: str, values: ArrayLike) -> list[int]:

@@ -344,6 +344,7 @@ FR_TYPE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
     ("full_rank_grid trials float", lambda: zl.full_rank_grid([4], [2], trials=2.0, rng=0), "trials"),
     ("full_rank_grid ns float", lambda: zl.full_rank_grid([4.5], [2], trials=2, rng=0), "ns[0]"),
     ("full_rank_grid ratio str", lambda: zl.full_rank_grid([4], [2], trials=2, rng=0, ratio="1"), "ratio"),
+    ("full_rank_grid tolerance 32", lambda: zl.full_rank_grid([4], [2], trials=1, rng=0, tolerance=32), "tolerance"),
 ]
 
 FR_VALUE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
@@ -354,7 +355,7 @@ FR_VALUE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
     ("full_rank_grid widths 0", lambda: zl.full_rank_grid([4], [0], trials=2, rng=0), "widths[0]"),
     ("full_rank_grid ns empty", lambda: zl.full_rank_grid([], [2], trials=2, rng=0), "ns"),
     ("full_rank_grid ratio 0", lambda: zl.full_rank_grid([4], [2], trials=2, rng=0, ratio=0.0), "ratio"),
-    ("full_rank_grid rtol tiny", lambda: zl.full_rank_grid([4], [2], trials=2, rng=0, rtol=1e-12), "rtol"),
+    ("full_rank_grid tolerance", lambda: zl.full_rank_grid([4], [2], trials=1, rng=0, tolerance="f16"), "tolerance"),
 ]
 
 
