@@ -222,14 +222,14 @@ def _check_rtol(rtol: float | None, default: float, *, floor: float = 0.0) -> fl
 def numerical_rank(A: ArrayLike, rtol: float | None = None) -> int:
     """Numerical rank of ``A`` from its SVD: ``#{s_i > rtol · s_1}``.
 
+    The rank does not depend on the scale of ``A``: a matrix with entries outside
+    [2⁻³⁰⁰, 2³⁰⁰] is scaled by a power of 4 first.
+
     Parameters
     ----------
     A : array_like, shape (m, n)
     rtol
         Relative tolerance; default ``max(m, n) · ε`` (see the module docstring).
-
-    The rank does not depend on the scale of ``A``: a matrix with entries outside
-    ``[2^-300, 2^300]`` is scaled by a power of 4 first.
 
     Examples
     --------
