@@ -42,6 +42,16 @@ from .stationary import LbfgsReport, StationaryPoint, lbfgs_polish, stationary_p
 from .symmetry import balance
 from .training import History, gradient_descent
 from .training_jacobian import second_derivative, training_jacobian
+from .two_layer import (
+    TwoLayerRun,
+    kernel_losses,
+    relu_gram_limit,
+    sphere_data,
+    two_layer_gd,
+    two_layer_gram,
+    two_layer_init,
+    two_layer_output,
+)
 
 __version__ = "0.1.0"
 
@@ -109,4 +119,12 @@ __all__ = [
     "shallow_gram",
     "shallow_jacobian",
     "torch_linear_init",
+    "TwoLayerRun",
+    "kernel_losses",
+    "relu_gram_limit",
+    "sphere_data",
+    "two_layer_gd",
+    "two_layer_gram",
+    "two_layer_init",
+    "two_layer_output",
 ]

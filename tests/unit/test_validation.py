@@ -291,6 +291,47 @@ def test_training_jacobian_wrong_value_is_a_value_error(call: Callable[[], objec
     assert not isinstance(info.value, TypeError)
 
 
+# zlnotes.two_layer (appended)
+TL_X = zl.sphere_data(3, 2, rng=0)
+TL_W, TL_A = zl.two_layer_init(4, 2, rng=1)
+TL_TYPE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
+    ("relu_gram_limit X None", lambda: zl.relu_gram_limit(None), "X"),
+    ("sphere_data n float", lambda: zl.sphere_data(3.0, 2, rng=0), "n"),
+    ("sphere_data rng None", lambda: zl.sphere_data(3, 2, rng=None), "rng"),
+    ("two_layer_init d str", lambda: zl.two_layer_init(4, "2", rng=0), "d"),
+    ("two_layer_output a str", lambda: zl.two_layer_output(TL_W, "a", TL_X), "a"),
+    ("two_layer_gram W None", lambda: zl.two_layer_gram(None, TL_X), "W"),
+    ("kernel_losses eta str", lambda: zl.kernel_losses(np.eye(3), np.ones(3), "0.1", 2), "eta"),
+    ("two_layer_gd steps float", lambda: zl.two_layer_gd(TL_X, np.ones(3), TL_W, TL_A, 0.1, 2.0), "steps"),
+]
+
+TL_VALUE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
+    ("relu_gram_limit zero row", lambda: zl.relu_gram_limit([[1.0, 0.0], [0.0, 0.0]]), "X"),
+    ("sphere_data d 0", lambda: zl.sphere_data(3, 0, rng=0), "d"),
+    ("two_layer_init m 0", lambda: zl.two_layer_init(0, 2, rng=0), "m"),
+    ("two_layer_output X columns", lambda: zl.two_layer_output(TL_W, TL_A, np.ones((3, 5))), "X"),
+    ("two_layer_output a length", lambda: zl.two_layer_output(TL_W, TL_A[:2], TL_X), "a"),
+    ("two_layer_gram X nan", lambda: zl.two_layer_gram(TL_W, [[np.nan, 0.0]]), "X"),
+    ("kernel_losses H not symmetric", lambda: zl.kernel_losses([[1.0, 1.0], [0.0, 1.0]], [1.0, 1.0], 0.1, 2), "H"),
+    ("kernel_losses residual length", lambda: zl.kernel_losses(np.eye(3), np.ones(2), 0.1, 2), "residual"),
+    ("two_layer_gd eta 0", lambda: zl.two_layer_gd(TL_X, np.ones(3), TL_W, TL_A, 0.0, 2), "eta"),
+    ("two_layer_gd y length", lambda: zl.two_layer_gd(TL_X, np.ones(2), TL_W, TL_A, 0.1, 2), "y"),
+]
+
+
+@pytest.mark.parametrize("call, argument", [c[1:] for c in TL_TYPE_ERRORS], ids=[c[0] for c in TL_TYPE_ERRORS])
+def test_two_layer_wrong_type_is_a_type_error(call: Callable[[], object], argument: str) -> None:
+    with pytest.raises(TypeError, match=_names(argument)):
+        call()
+
+
+@pytest.mark.parametrize("call, argument", [c[1:] for c in TL_VALUE_ERRORS], ids=[c[0] for c in TL_VALUE_ERRORS])
+def test_two_layer_wrong_value_is_a_value_error(call: Callable[[], object], argument: str) -> None:
+    with pytest.raises(ValueError, match=_names(argument)) as info:
+        call()
+    assert not isinstance(info.value, TypeError)
+
+
 # zlnotes.kernels (appended)
 KERNEL_TYPE_ERRORS: list[tuple[str, Callable[[], object], str]] = [
     ("relu_expectation cov None", lambda: zl.relu_expectation(None), "cov"),
