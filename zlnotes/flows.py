@@ -69,11 +69,13 @@ class _Field:
 
 def _field(net: Network, X: Array, Y: Array, alpha: float, rtol: float) -> _Field:
     """``V_α`` and what the flow records at the same point (one NTK, one backward pass)."""
-    pre, post = net.pre_and_post_activations(X)
-    F = net.output_layer(post[-1])
-    require_finite_result("the outputs", F, X, net)
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below
+        pre, post = net.pre_and_post_activations(X)
+        F = net.output_layer(post[-1])
+        R = F - Y
+        cost = float(np.vdot(R, R) / (2 * X.shape[0]))
+    require_finite_result("the outputs and the cost", np.append(F, cost), X, net)
     N = X.shape[0]
-    R = F - Y
     g = R.ravel() / N
     lam, E = np.linalg.eigh(ntk(net, X))
     top = float(lam[-1])
@@ -82,9 +84,10 @@ def _field(net: Network, X: Array, Y: Array, alpha: float, rtol: float) -> _Fiel
     c = Er.T @ g
     Pg = Er @ c  # P g, the projection of g onto range D (span of the kept eigenvectors)
     u = (1.0 - alpha) * g + alpha * (Er @ (c / lam[keep]))
-    V = -_vjp(net, pre, post, u.reshape(R.shape))
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below
+        V = -_vjp(net, pre, post, u.reshape(R.shape))
     require_finite_result("the direction V_alpha (the Jacobian is too ill-conditioned)", V, X, net)
-    return _Field(V, F.ravel(), float(np.vdot(R, R) / (2 * N)), int(keep.sum()), float(np.linalg.norm(g - Pg)))
+    return _Field(V, F.ravel(), cost, int(keep.sum()), float(np.linalg.norm(g - Pg)))
 
 
 def _checked(
@@ -219,6 +222,14 @@ class FlowPath:
     error_estimate: float
 
 
+def _unstable(s: float, h: float) -> ValueError:
+    return ValueError(
+        f"steps: the orbit left the float64 range at s = {s:.3g}: the step h = s_end/steps = {h:.3g} is "
+        "too large for this field (classical RK4 is stable only for h·|μ| below about 2.8, μ the "
+        "eigenvalues of the field's derivative); use more steps"
+    )
+
+
 def _rk4(
     net: Network, X: Array, Y: Array, alpha: float, tol: float, s_end: float, steps: int, record: int
 ) -> FlowPath:
@@ -231,17 +242,25 @@ def _rk4(
 
     s_rec, Z_rec, fields = [], [], []
     for k in range(steps + 1):
-        f1 = field(Z)
+        try:
+            f1 = field(Z)
+        except ValueError as exc:
+            if k == 0:
+                raise
+            raise _unstable(k * h, h) from exc
         if k % record == 0 or k == steps:
             s_rec.append(k * h)
             Z_rec.append(Z.copy())
             fields.append(f1)
         if k == steps:
             break
-        k1 = f1.direction
-        k2 = field(Z + (h / 2) * k1).direction
-        k3 = field(Z + (h / 2) * k2).direction
-        k4 = field(Z + h * k3).direction
+        try:
+            k1 = f1.direction
+            k2 = field(Z + (h / 2) * k1).direction
+            k3 = field(Z + (h / 2) * k2).direction
+            k4 = field(Z + h * k3).direction
+        except ValueError as exc:  # an overflow in a stage: the step is beyond RK4's stability
+            raise _unstable(k * h, h) from exc
         Z = Z + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
     return FlowPath(
         s=np.array(s_rec),

@@ -13,7 +13,7 @@ With ``S_ir = 1{w_rᵀx_i ≥ 0}``, the Jacobian of the outputs in ``vec W`` has
 the matrix ``H(k)`` of du2019gradient, computed here by that identity (``D`` is never
 formed). For ``w_r ~ N(0, I)`` its expectation is
 
-    H∞_ij = x_iᵀx_j (π − arccos(x_iᵀx_j / (|x_i| |x_j|))) / (2π),
+    H∞_ij = x_iᵀx_j (π − arccos(x_iᵀx_j / (‖x_i‖ ‖x_j‖))) / (2π),
 
 which for unit inputs is their ``H∞``; ``λ₀ = λ_min(H∞) > 0`` when no two inputs are
 parallel (their Theorem 3.1).

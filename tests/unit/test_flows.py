@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
@@ -190,3 +192,14 @@ def test_perp_norm_and_theorem_1_5_at_a_stationary_point() -> None:
         assert v < 1e-5 * v0
     path = zl.gradient_flow(sp.net, X, Y, 1.0, 1, halving_check=False)
     assert np.isclose(path.cost[0], 12 / 2 * path.perp_norm[0] ** 2, rtol=1e-8)
+
+
+def test_too_large_a_step_is_refused_with_the_rule() -> None:
+    """A step far beyond RK4's stability region overflows; the error names ``steps`` and says what to do."""
+    X, Y = _plane_problem(911)[1:]
+    net = zl.Network.init(zl.Architecture(1, (6,), 1, "identity"), 911)  # outputs polynomial in the parameters
+    for s_end, steps in ((1e3, 1), (1e3, 3), (1e6, 1)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # and no RuntimeWarning on the way
+            with pytest.raises(ValueError, match=r"^steps: the orbit left the float64 range .* use more steps"):
+                zl.gradient_flow(net, X, Y, s_end, steps, alpha=0.0, halving_check=False)
