@@ -46,18 +46,40 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._validation import as_matrix, nonnegative_int, real_scalar
+from ._validation import _as_float_array, as_matrix, nonnegative_int, real_scalar
 from .architecture import Network, require_network
-from .jacobian import backprop_factors
+from .jacobian import _factor_numbers, backprop_factors
+from .memory import FLOAT_BYTES, require_memory
 from .typing import Array
 
 __all__ = ["relu_expectation", "relu_derivative_expectation", "ntk_limit", "ntk_scaled"]
 
 
+PAIR_SLACK = float(np.sqrt(np.finfo(float).eps))
+"""Relative slack of the pair rule ``|k_ij| ≤ √(k_ii k_jj)``: rounding in a matrix formed in
+floating point (``X Xᵀ``, a previous layer's kernel) may exceed the bound by a few units in the
+last place; ``ρ`` is then clipped to ``[−1, 1]``. A larger excess is not a covariance."""
+
+_KERNEL_TEMPORARIES = 8
+"""``n × n`` arrays one of the arc-cosine expectations holds at once (input, ``√(k_ii k_jj)``,
+``ρ``, ``θ`` and temporaries)."""
+
+
 def _covariance(name: str, cov: ArrayLike) -> tuple[Array, Array, Array]:
-    """``(cov, √(k_ii k_jj), ρ)`` for a symmetric matrix with positive diagonal; ``ρ`` is
-    clipped to ``[−1, 1]`` and exactly 1 on the diagonal."""
-    C = as_matrix(name, cov)
+    """``(cov, √(k_ii k_jj), ρ)`` for a symmetric matrix with positive diagonal whose pairs are
+    covariances; ``ρ`` is clipped to ``[−1, 1]`` and exactly 1 on the diagonal.
+
+    ``√(k_ii k_jj)`` is one square root of the product wherever that product is a normal
+    float64, so that a pair with ``k_ij = ±√(k_ii k_jj)`` exactly (parallel or antipodal
+    inputs of a Gram matrix) gets ``ρ = ±1`` exactly (``√k_ii · √k_jj`` is off by rounding,
+    which ``arccos`` near ``±1`` magnifies to ``√ε ≈ 1e-8``).
+    """
+    raw = _as_float_array(name, cov)
+    if raw.ndim == 2 and raw.shape[0] == raw.shape[1]:  # before the finiteness check allocates
+        n = raw.shape[0]
+        what = f"the kernel of an n × n covariance (n = {n}) and its temporaries"
+        require_memory(name, what, _KERNEL_TEMPORARIES * n * n * FLOAT_BYTES)
+    C = as_matrix(name, raw)
     n = C.shape[0]
     if C.shape != (n, n):
         raise ValueError(f"{name} must be a square covariance matrix; got shape {C.shape}")
@@ -67,8 +89,23 @@ def _covariance(name: str, cov: ArrayLike) -> tuple[Array, Array, Array]:
     if not np.all(d > 0):
         raise ValueError(f"{name} must have a positive diagonal (variances); its least entry is {d.min():.3g}")
     s = np.sqrt(d)
-    norm = s[:, None] * s[None, :]
-    rho = np.clip(C / norm, -1.0, 1.0)
+    with np.errstate(over="ignore", under="ignore"):
+        product = d[:, None] * d[None, :]
+        norm = np.sqrt(product)
+        outside = ~(product >= np.finfo(float).tiny) | ~np.isfinite(product)
+        if np.any(outside):  # the product leaves the normal range: the product of the roots
+            norm[outside] = (s[:, None] * s[None, :])[outside]
+        rho = C / norm
+    if not np.all(np.isfinite(rho)):
+        raise ValueError(f"{name}: the correlations k_ij/√(k_ii k_jj) leave float64; rescale {name}")
+    excess = np.abs(rho) > 1.0 + PAIR_SLACK
+    if np.any(excess):
+        i, j = (int(k) for k in np.argwhere(excess)[0])
+        raise ValueError(
+            f"{name} must be a covariance matrix: every pair needs |k_ij| <= sqrt(k_ii k_jj); "
+            f"entry ({i}, {j}) is {C[i, j]:.6g}, sqrt(k_ii k_jj) = {norm[i, j]:.6g}"
+        )
+    rho = np.clip(rho, -1.0, 1.0)
     np.fill_diagonal(rho, 1.0)
     return C, norm, rho
 
@@ -79,7 +116,8 @@ def relu_expectation(cov: ArrayLike) -> Array:
     Parameters
     ----------
     cov : array_like, shape (n, n)
-        A symmetric covariance matrix with positive diagonal.
+        A symmetric covariance matrix with positive diagonal; every pair must satisfy
+        ``|k_ij| ≤ √(k_ii k_jj)`` (up to rounding, :data:`PAIR_SLACK`).
 
     Returns
     -------
@@ -96,7 +134,8 @@ def relu_expectation(cov: ArrayLike) -> Array:
     """
     _, norm, rho = _covariance("cov", cov)
     theta = np.arccos(rho)
-    E = norm * (np.sqrt(np.clip(1.0 - rho * rho, 0.0, None)) + (np.pi - theta) * rho) / (2 * np.pi)
+    # the bracket lies in [0, π]: divided by 2π before the product, E cannot overflow
+    E = norm * ((np.sqrt(np.clip(1.0 - rho * rho, 0.0, None)) + (np.pi - theta) * rho) / (2 * np.pi))
     np.fill_diagonal(E, np.diag(norm) / 2)
     return E
 
@@ -107,7 +146,8 @@ def relu_derivative_expectation(cov: ArrayLike) -> Array:
     Parameters
     ----------
     cov : array_like, shape (n, n)
-        A symmetric covariance matrix with positive diagonal.
+        A symmetric covariance matrix with positive diagonal; every pair must satisfy
+        ``|k_ij| ≤ √(k_ii k_jj)`` (up to rounding, :data:`PAIR_SLACK`).
 
     Returns
     -------
@@ -159,6 +199,12 @@ def ntk_limit(X: ArrayLike, depth: int, *, weight_var: float = 2.0, bias_var: fl
     cb = real_scalar("bias_var", bias_var, lo=0.0)
     if cb == 0.0 and not np.all(np.any(X != 0.0, axis=1)):
         raise ValueError("X must have no zero row when bias_var = 0 (its kernel entries vanish)")
+    N = X.shape[0]
+    require_memory(
+        "X",
+        f"the kernels Σ and Θ (N × N = {N} × {N}) and their temporaries",
+        (4 + _KERNEL_TEMPORARIES) * N * N * FLOAT_BYTES,
+    )
     with np.errstate(over="ignore", invalid="ignore"):
         Sigma = cw * (X @ X.T) / X.shape[1] + cb
         Sigma = (Sigma + Sigma.T) / 2
@@ -207,14 +253,31 @@ def ntk_scaled(net: Network, X: ArrayLike, *, weight_var: float = 2.0, bias_var:
     True
     """
     net = require_network(net)
+    X = net.check_inputs(X)
     cw = real_scalar("weight_var", weight_var, lo=0.0, lo_open=True)
     cb = real_scalar("bias_var", bias_var, lo=0.0)
+    N, Q = X.shape[0], net.arch.output_dim
+    NQ = N * Q
+    # the kernel, one layer's block D_ℓ P_ℓ D_ℓᵀ and its N × N factor, the backpropagated factors
+    require_memory(
+        "X",
+        f"the kernel (N·Q × N·Q = {NQ} × {NQ}), one layer's block and the factors",
+        (2 * NQ * NQ + 2 * N * N + _factor_numbers(net, N) + N * sum(net.arch.widths)) * FLOAT_BYTES,
+    )
     factors = backprop_factors(net, X)
-    N, Q = factors[0][0].shape[0], net.arch.output_dim
-    K = np.zeros((N * Q, N * Q))
-    ones = np.ones((Q, Q))
-    for A, G in factors:
-        Gm = np.ascontiguousarray(G).reshape(N * Q, -1)
-        S = (cw / A.shape[1]) * (A @ A.T) + cb
-        K += (Gm @ Gm.T) * np.kron(S, ones)
-    return (K + K.T) / 2
+    K = np.zeros((NQ, NQ))
+    with np.errstate(over="ignore", invalid="ignore"):  # refused below
+        for A, G in factors:
+            Gm = np.ascontiguousarray(G).reshape(NQ, -1)
+            S = (cw / A.shape[1]) * (A @ A.T) + cb
+            block = Gm @ Gm.T
+            block.reshape(N, Q, N, Q)[...] *= S[:, None, :, None]  # (Gm Gmᵀ) ∘ (S ⊗ 1_{Q×Q})
+            K += block
+        K = (K + K.T) / 2
+    if not np.all(np.isfinite(K)):
+        big = max(float(np.abs(w).max()) for w in net.weights)
+        raise ValueError(
+            f"X: the kernel overflows float64 (max |X| = {float(np.abs(X).max()):.3g}, max |W| = {big:.3g}, "
+            f"weight_var = {cw:.3g}, bias_var = {cb:.3g}); rescale the data, the network or the variances"
+        )
+    return K

@@ -186,3 +186,59 @@ def test_bad_inputs() -> None:
     with pytest.raises(ValueError, match="X"):
         zl.ntk_limit([[0.0, 0.0], [1.0, 0.0]], 1)
     assert np.all(np.isfinite(zl.ntk_limit([[0.0, 0.0], [1.0, 0.0]], 2, bias_var=0.1)))
+
+
+# ------------------------------------------------------------------ hostile inputs
+
+
+def test_a_pair_that_is_no_covariance_is_refused() -> None:
+    """|k_ij| > √(k_ii k_jj) has no Gaussian pair: refused, not clipped into a value."""
+    for f in (zl.relu_expectation, zl.relu_derivative_expectation):
+        with pytest.raises(ValueError, match=r"^cov must be a covariance matrix: every pair needs"):
+            f([[1.0, 5.0], [5.0, 1.0]])
+    # rounding-sized excess (a Gram matrix formed in floating point) is clipped
+    eps = np.finfo(float).eps
+    assert zl.relu_derivative_expectation([[1.0, 1.0 + 4 * eps], [1.0 + 4 * eps, 1.0]])[0, 1] == 0.5
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0, 3.0, 1e-150, 1e150])
+def test_parallel_and_antipodal_pairs_have_exact_correlation(scale: float) -> None:
+    """k_ij = ±√(k_ii k_jj) gives ρ = ±1 exactly: no √ε error from arccos near ±1."""
+    G = scale * np.array([[2.0, 4.0, -2.0], [4.0, 8.0, -4.0], [-2.0, -4.0, 2.0]])  # x, 2x, −x
+    dot = zl.relu_derivative_expectation(G)
+    assert dot[0, 1] == 0.5 and dot[0, 2] == 0.0 and dot[1, 2] == 0.0
+    E = zl.relu_expectation(G)
+    assert E[0, 1] == pytest.approx(scale * 2.0, rel=4 * np.finfo(float).eps) and E[0, 2] == 0.0
+    # the infinite-width NTK of antipodal inputs: the off-diagonal entry is exactly 0 at depth 1
+    T = zl.ntk_limit([[1.0], [-1.0]], 1)
+    assert np.array_equal(T, [[4.0, 0.0], [0.0, 4.0]])
+
+
+def test_variances_near_the_float64_limit_give_finite_expectations() -> None:
+    big = np.finfo(float).max * 0.95
+    with np.errstate(all="raise"):
+        E = zl.relu_expectation([[big, 0.0], [0.0, big]])
+    assert E[0, 0] == big / 2 and E[0, 1] == pytest.approx(big / (2 * np.pi), rel=1e-15)
+
+
+def test_kernels_above_the_memory_budget_are_refused_before_allocating() -> None:
+    """An n × n kernel of n = 1e5 (a broadcast input of no memory) is refused by size."""
+    with pytest.raises(ValueError, match=r"^cov: the kernel of an n × n covariance \(n = 100000\)"):
+        zl.relu_expectation(np.broadcast_to(1.0, (10**5, 10**5)))
+    with pytest.raises(ValueError, match=r"^X: the kernels Σ and Θ \(N × N = 100000 × 100000\)"):
+        zl.ntk_limit(np.ones((10**5, 2)), 1)
+    net = zl.Network.init(zl.Architecture(2, (3,), 10), 0)
+    with pytest.raises(ValueError, match=r"^X: the kernel \(N·Q × N·Q = 60000 × 60000\)"):
+        zl.ntk_scaled(net, np.ones((6000, 2)))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"scale": 1e200}, {"scale": 1e100, "weight_var": 1e308}, {"scale": 1.0, "bias_var": 1e308}],
+    ids=["X 1e200", "weight_var 1e308", "bias_var 1e308"],
+)
+def test_ntk_scaled_refuses_an_overflow_from_finite_inputs(kwargs: dict[str, float]) -> None:
+    net = zl.Network.init(zl.Architecture(2, (3,), 1, "relu"), 0)
+    X = np.random.default_rng(1).standard_normal((4, 2)) * kwargs.pop("scale")
+    with np.errstate(all="raise"), pytest.raises(ValueError, match=r"^X: the kernel overflows float64"):
+        zl.ntk_scaled(net, X, **kwargs)
