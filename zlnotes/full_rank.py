@@ -27,6 +27,7 @@ from numpy.typing import ArrayLike
 
 from ._validation import as_generator, as_matrix, as_vector, boolean, choice, positive_int, real_scalar
 from .linalg import face_split, gram_rtol
+from .memory import FLOAT_BYTES, require_memory
 
 Array = np.ndarray
 
@@ -68,6 +69,7 @@ def torch_linear_init(d_in: int, d_out: int, rng: object) -> tuple[Array, Array]
     d_in = positive_int("d_in", d_in)
     d_out = positive_int("d_out", d_out)
     gen = as_generator(rng)
+    require_memory("d_in, d_out", f"W and b (d_out × d_in = {d_out} × {d_in})", (d_out * d_in + d_out) * FLOAT_BYTES)
     bound = 1.0 / np.sqrt(float(d_in))
     W = (2.0 * gen.random((d_out, d_in)) - 1.0) * bound
     b = (2.0 * gen.random(d_out) - 1.0) * bound
@@ -81,8 +83,26 @@ def _shallow_parts(X: ArrayLike, W: ArrayLike, b: ArrayLike, v: ArrayLike) -> tu
         raise ValueError(f"W must have d₀ = {X.shape[1]} columns (the columns of X); got shape {W.shape}")
     b = as_vector("b", b, length=W.shape[0])
     v = as_vector("v", v, length=W.shape[0])
-    Z = X @ W.T + b
+    n, d1 = X.shape[0], W.shape[0]
+    require_memory("X, W", f"the pre-activations and pattern (3 × n × d₁ = 3 × {n} × {d1})", 3 * n * d1 * FLOAT_BYTES)
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below
+        Z = X @ W.T + b
+    if not np.all(np.isfinite(Z)):
+        raise ValueError(
+            f"X, W, b: the pre-activations W x + b overflow float64 (max |X| = {float(np.abs(X).max()):.3g}, "
+            f"max |W| = {float(np.abs(W).max()):.3g}, max |b| = {float(np.abs(b).max()):.3g}); rescale them"
+        )
     return X, Z, v
+
+
+def _require_finite_result(what: str, result: Array, X: Array, v: Array) -> Array:
+    """``result`` if finite, else ``ValueError``: finite arguments whose products leave float64."""
+    if not np.all(np.isfinite(result)):
+        raise ValueError(
+            f"X, v: {what} overflows float64 (max |X| = {float(np.abs(X).max()):.3g}, "
+            f"max |v| = {float(np.abs(v).max()):.3g}); rescale the data or the network"
+        )
+    return result
 
 
 def shallow_jacobian(X: ArrayLike, W: ArrayLike, b: ArrayLike, v: ArrayLike, *, frozen_v: bool = False) -> Array:
@@ -109,13 +129,19 @@ def shallow_jacobian(X: ArrayLike, W: ArrayLike, b: ArrayLike, v: ArrayLike, *, 
     >>> J.tolist()
     [[1.0, 0.0, 0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 2.0, 0.0, 2.0]]
     """
-    X, Z, v = _shallow_parts(X, W, b, v)
     frozen_v = boolean("frozen_v", frozen_v)
+    X, Z, v = _shallow_parts(X, W, b, v)
+    n, d0, d1 = X.shape[0], X.shape[1], Z.shape[1]
+    columns = d1 * (d0 + 1 + int(frozen_v))
+    require_memory("X, W", f"J and its blocks (2 × n × P = 2 × {n} × {columns})", 2 * n * columns * FLOAT_BYTES)
     Av = (Z > 0) * v
+    if float(np.abs(v).max()) * float(np.abs(X).max()) > np.finfo(float).max:  # v_j x_ik may overflow
+        with np.errstate(over="ignore"):  # within the memory of J checked above
+            _require_finite_result("the Jacobian", np.abs(Av[:, :, None] * X[:, None, :]).max(), X, v)
     blocks = [face_split(Av, X), Av]
     if frozen_v:
         blocks.append(np.maximum(Z, 0.0))
-    return np.hstack(blocks)
+    return _require_finite_result("the Jacobian", np.hstack(blocks), X, v)
 
 
 def shallow_gram(X: ArrayLike, W: ArrayLike, b: ArrayLike, v: ArrayLike, *, frozen_v: bool = False) -> Array:
@@ -136,14 +162,17 @@ def shallow_gram(X: ArrayLike, W: ArrayLike, b: ArrayLike, v: ArrayLike, *, froz
     >>> bool(np.allclose(zl.shallow_gram(X, W, b, v, frozen_v=True), J @ J.T))
     True
     """
-    X, Z, v = _shallow_parts(X, W, b, v)
     frozen_v = boolean("frozen_v", frozen_v)
+    X, Z, v = _shallow_parts(X, W, b, v)
+    n = X.shape[0]
+    require_memory("X", f"J Jᵀ and its factors (4 × n × n = 4 × {n} × {n})", 4 * n * n * FLOAT_BYTES)
     Av = (Z > 0) * v
-    G = (Av @ Av.T) * (X @ X.T + 1.0)
-    if frozen_v:
-        R = np.maximum(Z, 0.0)
-        G = G + R @ R.T
-    return G
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below
+        G = (Av @ Av.T) * (X @ X.T + 1.0)
+        if frozen_v:
+            R = np.maximum(Z, 0.0)
+            G = G + R @ R.T
+    return _require_finite_result("J Jᵀ", G, X, v)
 
 
 class FullRankGrid(NamedTuple):
@@ -223,6 +252,18 @@ def full_rank_grid(
     frozen_v = boolean("frozen_v", frozen_v)
     tolerance = choice("tolerance", tolerance, ("float32", "float64"))
     d0s = [int(np.ceil(ratio * n)) for n in ns_a]
+    cells = len(widths_a) * len(ns_a)
+    require_memory("trials", f"σ_n/σ_1 of every draw ({cells} cells × {trials} trials)", cells * trials * FLOAT_BYTES)
+    # one draw holds X (n × d₀), W (d₁ × d₀), Z, A, A diag v, ReLU(Z) (n × d₁), and 4 n × n
+    # matrices unless J has fewer columns than rows (then no Gram matrix is formed)
+    need, n_big, d1_big = max(
+        (
+            (n * d0 + d1 * d0 + 4 * n * d1 + (4 * n * n if d1 * (d0 + 1 + int(frozen_v)) >= n else 0), n, d1)
+            for n, d0 in zip(ns_a, d0s)
+            for d1 in widths_a
+        )
+    )
+    require_memory("ns, widths", f"one draw at n = {n_big}, d₁ = {d1_big}", need * FLOAT_BYTES)
     sig = np.zeros((len(widths_a), len(ns_a), trials))
     alive = np.zeros((len(widths_a), len(ns_a)))
     tol = np.zeros_like(alive)
@@ -260,6 +301,8 @@ def _trial(X: Array, W: Array, b: Array, v: Array, frozen_v: bool) -> tuple[bool
 
 
 def _int_list(name: str, values: ArrayLike) -> list[int]:
+    if values is None or isinstance(values, (str, bytes, dict)) or np.ndim(values) == 0:
+        raise TypeError(f"{name} must be a sequence of integers >= 1; got {type(values).__name__} {values!r}")
     arr = np.asarray(values)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D sequence of integers >= 1; got shape {arr.shape}")

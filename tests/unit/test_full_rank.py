@@ -127,3 +127,68 @@ def test_generic_full_rank_when_wide() -> None:
     """d₀ ≥ n: X alone has rank n, so rank J = n iff no data point is dead."""
     grid = zl.full_rank_grid([8], [12], trials=20, rng=8, ratio=1.0, frozen_v=False)
     assert grid.full_rank[0, 0] == grid.no_dead_point[0, 0] > 0.8
+
+
+# ------------------------------------------------------------------ hostile inputs
+
+
+def test_sizes_above_the_memory_budget_are_refused_before_allocating() -> None:
+    zl.set_memory_budget(1 << 30)
+    try:
+        with pytest.raises(ValueError, match=r"^d_in, d_out: W and b \(d_out × d_in = 1000000 × 1000000\)"):
+            zl.torch_linear_init(10**6, 10**6, 0)
+        with pytest.raises(ValueError, match=r"^X, W: the pre-activations and pattern"):
+            zl.shallow_gram(np.ones((10**4, 1)), np.ones((10**6, 1)), np.zeros(10**6), np.ones(10**6))
+        with pytest.raises(ValueError, match=r"^X: J Jᵀ and its factors \(4 × n × n = 4 × 100000 × 100000\)"):
+            zl.shallow_gram(np.ones((10**5, 2)), np.ones((3, 2)), np.zeros(3), np.ones(3))
+        with pytest.raises(ValueError, match=r"^X, W: J and its blocks"):
+            zl.shallow_jacobian(np.ones((10**3, 100)), np.ones((10**4, 100)), np.zeros(10**4), np.ones(10**4))
+        with pytest.raises(ValueError, match=r"^ns, widths: one draw at n = 1000000, d₁ = 2"):
+            zl.full_rank_grid([10**6], [2], trials=1, rng=0)
+        with pytest.raises(ValueError, match=r"^trials: σ_n/σ_1 of every draw \(1 cells × 1000000000 trials\)"):
+            zl.full_rank_grid([4], [2], trials=10**9, rng=0)
+    finally:
+        zl.set_memory_budget(None)
+    # a cell with fewer columns than rows forms no Gram matrix: n = 1e5 is not refused for it
+    g = zl.full_rank_grid([10**5], [2], trials=1, rng=0, ratio=1e-5)
+    assert g.full_rank.tolist() == [[0.0]] and g.no_dead_point.shape == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "scales, frozen_v, message",
+    [
+        ((1e200, 1.0, 1.0), False, r"^X, v: J Jᵀ overflows float64"),
+        ((1.0, 1.0, 1e200), False, r"^X, v: J Jᵀ overflows float64"),
+        ((1e200, 1.0, 1.0), True, r"^X, v: J Jᵀ overflows float64"),
+        ((1e300, 1e10, 1.0), False, r"^X, W, b: the pre-activations W x \+ b overflow float64"),
+    ],
+    ids=["X 1e200", "v 1e200", "X 1e200 frozen v", "W x overflows"],
+)
+def test_shallow_gram_refuses_an_overflow_from_finite_inputs(
+    scales: tuple[float, float, float], frozen_v: bool, message: str
+) -> None:
+    sx, sw, sv = scales
+    X = np.random.default_rng(1).standard_normal((4, 2)) * sx
+    W, b = zl.torch_linear_init(2, 3, 0)
+    with np.errstate(all="raise"), pytest.raises(ValueError, match=message):
+        zl.shallow_gram(X, W * sw, b, np.array([1.0, -2.0, 0.5]) * sv, frozen_v=frozen_v)
+
+
+def test_shallow_jacobian_refuses_products_that_overflow_and_keeps_large_finite_ones() -> None:
+    X = np.random.default_rng(1).standard_normal((4, 2))
+    W, b = zl.torch_linear_init(2, 3, 0)
+    v = np.array([1.0, -2.0, 0.5])
+    with np.errstate(all="raise"), pytest.raises(ValueError, match=r"^X, v: the Jacobian overflows float64"):
+        zl.shallow_jacobian(X * 1e200, W, b, v * 1e200)
+    # inputs and biases scaled by 2^600 (exact): the W- and v-columns scale, the b-columns do not
+    s = 2.0**600
+    J, big = zl.shallow_jacobian(X, W, b, v, frozen_v=True), zl.shallow_jacobian(X * s, W, b * s, v, frozen_v=True)
+    w_cols, b_cols = slice(0, 6), slice(6, 9)
+    assert np.array_equal(big[:, w_cols], J[:, w_cols] * s) and np.array_equal(big[:, b_cols], J[:, b_cols])
+    assert np.array_equal(big[:, 9:], J[:, 9:] * s)
+
+
+@pytest.mark.parametrize("ns", [None, "4", 4, {4: 1}], ids=["None", "str", "int", "dict"])
+def test_full_rank_grid_sizes_that_are_no_sequence_are_a_type_error(ns: object) -> None:
+    with pytest.raises(TypeError, match=r"^ns must be a sequence of integers >= 1"):
+        zl.full_rank_grid(ns, [2], trials=1, rng=0)  # type: ignore[arg-type]
