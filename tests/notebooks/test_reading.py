@@ -10,10 +10,12 @@
 - Every figure is stored at 150 dpi or more and displays at least 600 px wide at its natural
   size (the book's figure style: 7 in at 192 dpi, shown at 672 px).
 - No word of the book's making ("issue", "MATH.md") in the text.
+- Every ``assert`` in a code cell carries a message saying what failed and why.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
 import re
 import struct
@@ -177,3 +179,32 @@ def test_no_words_of_the_making(nb: nbformat.NotebookNode) -> None:
     name = nb.metadata["_path"]
     found = sorted({m[0] for m in re.finditer(r"\b(?:issues?|MATH\.md)\b", _markdown(nb), re.I)})
     assert not found, f"{name}: words of the book's making in the text: {found}"
+
+
+def _code_lines(source: str) -> str:
+    """A code cell's source with IPython magics and shell lines blanked, line numbers kept."""
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+
+
+def test_every_assert_has_a_message(nb: nbformat.NotebookNode) -> None:
+    """Every assert says what failed: a reader who reruns a chapter with other parameters
+    sees the message on the failure page, so no assert goes without one."""
+    name = nb.metadata["_path"]
+    bare = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        source = _code_lines(cell.source)
+        try:
+            tree = ast.parse(source)
+        except SyntaxError as err:
+            pytest.fail(f"{name}: cell {i} is not valid Python: {err}")
+        lines = source.splitlines()
+        bare += [
+            (i, node.lineno, lines[node.lineno - 1].strip())
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assert) and node.msg is None
+        ]
+    assert not bare, f"{name}: {len(bare)} asserts without a message:\n" + "\n".join(
+        f"  cell {i}, line {line}: {text}" for i, line, text in sorted(bare)
+    )
