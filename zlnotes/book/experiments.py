@@ -6,28 +6,64 @@
     seeded start and records the final cost, the gradient, the rank of ``D`` and, where a
     construction applies to the same architecture, the cost of that construction.
 
-Every point is a pure function of its parameters: the data depend on ``seed`` only (so a
-curve over widths is drawn for one data set), the start on ``seed`` and the architecture.
+``full_rank_regions``
+    karhadkar2024mildly's heatmap of ``P(rank J = n)`` for ``F(x) = vᵀReLU(Wx + b)`` with
+    ``v`` fixed, over the dataset size ``n`` and the width ``d₁``, ``d₀ = ⌈n/2⌉`` (chapter
+    15). One point is a block of ``trials`` seeded draws in one cell, computed by
+    :func:`zlnotes.full_rank_grid` on that cell with its own generator
+    (:func:`full_rank_cell_rng`); it records the counts of full-rank draws (float32
+    threshold of the paper's code, and the float64 floor), of draws without a dead data
+    point, and ``σ_n/σ_1`` of every draw. :func:`full_rank_heatmap` sums the blocks of a
+    cell. ``book`` is chapter 15's default grid (``n = 10, 30, …, 190``, ``d₁ = 1, …, 15``,
+    20 draws per cell: block 0), ``paper`` the paper's 100 draws per cell (blocks 0–4):
+    the book's heatmap is a sub-grid of the paper's.
+``du_rate``
+    du2019gradient's two-layer ReLU network ``u = m^{-1/2} Σ_r a_r σ(w_rᵀx)`` on unit inputs
+    trained by gradient descent (chapter 14). One point is one run, ``(n, d, m, seed, draw,
+    eta_factor, steps)``, with the step ``η = eta_factor / λ_max(H∞)`` on their summed loss
+    (``n η`` on the book's mean cost); it records ``λ₀``, ``‖H(0) − H∞‖₂``, the loss and
+    the kernel prediction at log-spaced steps, the fraction of changed activation patterns
+    and ``max_r ‖Δw_r‖``. ``book``: chapter 14's sizes (``n = 50``, ``d = 25``; also
+    ``n = 100``, ``d = 50``), ``m ≤ 2000``; ``paper``: their ``n = d = 1000`` at
+    ``m = 1000 · 2^k`` up to 64000 (:func:`du_rate_memory`: 3.6 GB for the widest point).
+
+Every point is a pure function of its parameters. For ``dichotomy`` the data depend on
+``seed`` only (so a curve over widths is drawn for one data set), the start on ``seed``
+and the architecture; for ``du_rate`` the data depend on ``seed`` and the sizes, the start
+on ``seed``, ``m`` and ``draw``; for ``full_rank_regions`` each block of a cell has its own
+generator.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._validation import positive_int
+from .._validation import nonnegative_int, positive_int, real_scalar
 from ..activations import activation
 from ..architecture import Architecture, Network
 from ..clustered import cluster_geometry, clustered_data, clustered_minimizer
 from ..construction import embed_network, zero_loss_minimizer
 from ..cost import cost, output_gradient
 from ..data import Dataset, generic_data
+from ..full_rank import full_rank_grid
 from ..jacobian import ntk
 from ..linalg import gram_rtol, rank_from_gram_eigenvalues
+from ..memory import FLOAT_BYTES
 from ..sweep import Experiment
 from ..training import gradient_descent
+from ..two_layer import (
+    kernel_losses,
+    relu_gram_limit,
+    sphere_data,
+    two_layer_gd,
+    two_layer_gram,
+    two_layer_init,
+    two_layer_output,
+)
+from ..typing import Array
 
 __all__ = [
     "EXPERIMENTS",
@@ -38,6 +74,19 @@ __all__ = [
     "dichotomy_point",
     "dichotomy_data",
     "widths_for_ratios",
+    "FULL_RANK_REGIONS",
+    "FULL_RANK_NS",
+    "FULL_RANK_WIDTHS",
+    "FULL_RANK_BLOCK",
+    "FullRankHeatmap",
+    "full_rank_cell_rng",
+    "full_rank_heatmap",
+    "full_rank_point",
+    "DU_RATE",
+    "PAPER_WIDTHS",
+    "du_rate_memory",
+    "du_rate_point",
+    "du_rate_steps",
 ]
 
 DATA_FAMILIES: Mapping[str, Mapping[str, Any]] = {
@@ -57,11 +106,11 @@ RELATIVE_TARGET = 1e-12
 """Gradient descent stops once ``C ≤ RELATIVE_TARGET · C_const``: zero loss to plotting accuracy."""
 
 
-def _require(params: Mapping[str, Any], names: Sequence[str]) -> None:
+def _require(params: Mapping[str, Any], names: Sequence[str], what: str = "a dichotomy point") -> None:
     missing = [name for name in names if name not in params]
     if missing:
         got = ", ".join(sorted(params)) or "nothing"
-        raise ValueError(f"params: a dichotomy point needs {', '.join(missing)} (got {got})")
+        raise ValueError(f"params: {what} needs {', '.join(missing)} (got {got})")
 
 
 def dichotomy_data(params: Mapping[str, Any]) -> Dataset:
@@ -278,7 +327,291 @@ DICHOTOMY = Experiment(
 )
 """The ``dichotomy`` sweep of chapter 09."""
 
-EXPERIMENTS: dict[str, Experiment] = {DICHOTOMY.name: DICHOTOMY}
+
+# ----------------------------------------------------------------------------------------
+# full_rank_regions: Karhadkar et al.'s heatmap of P(rank J = n) (chapter 15)
+
+FULL_RANK_NS: tuple[int, ...] = tuple(range(10, 191, 20))
+"""Dataset sizes ``n`` of karhadkar2024mildly's heatmap (their script's ratio-0.5 run)."""
+
+FULL_RANK_WIDTHS: tuple[int, ...] = tuple(range(1, 16))
+"""Hidden widths ``d₁`` of their heatmap."""
+
+FULL_RANK_BLOCK = 20
+"""Trials in one point of the ``book`` and ``paper`` presets (chapter 15's default per cell)."""
+
+
+def full_rank_cell_rng(seed: int, n: int, width: int, block: int) -> np.random.Generator:
+    """The generator of one trial block of one cell: ``default_rng([seed, 15, n, width, block])``.
+
+    Every cell and block has its own stream, so a cell's draws do not depend on which other
+    cells are computed, and blocks ``0, 1, …`` of a cell are disjoint sets of trials.
+    """
+    return np.random.default_rng(
+        [nonnegative_int("seed", seed), 15, positive_int("n", n), positive_int("width", width),
+         nonnegative_int("block", block)]
+    )
+
+
+def full_rank_point(params: Mapping[str, Any]) -> dict[str, Any]:
+    """One trial block of one cell of the heatmap of ``P(rank J = n)`` (karhadkar2024mildly).
+
+    :func:`zlnotes.full_rank_grid` on the single cell ``(n, width)`` with the generator
+    :func:`full_rank_cell_rng` ``(seed, n, width, block)``: ``trials`` draws of ``W, b``
+    (``torch.nn.Linear``'s initialisation), ``v`` standard normal and ``X`` uniform on
+    ``[0, 1)^{n × d₀}``, ``d₀ = ⌈ratio · n⌉``; the rank is read from the Gram matrix at
+    the float32 threshold of the paper's code (``σ_n/σ_1 > max(n, P) · 2⁻²³``, ``P`` the
+    columns of ``J``).
+
+    Parameters
+    ----------
+    params
+        ``n``, ``width`` (``d₁``), ``ratio``, ``frozen_v`` (``J`` carries the frozen ``v``
+        columns, as in the paper's code), ``trials``, ``block`` and ``seed``.
+
+    Returns
+    -------
+    dict
+        ``d0``; ``columns`` (``P = d₁(d₀ + 1 + frozen_v)``); ``trials``; ``full_rank``
+        (draws with ``rank J = n`` at the float32 threshold ``rtol``); ``full_rank_float64``
+        (the same at the Gram route's float64 floor ``rtol_float64`` =
+        :func:`zlnotes.gram_rtol` ``(n)``); ``no_dead_point`` (draws in which every data
+        point activates some unit); ``sigma_ratio`` (``σ_n/σ_1`` of every draw, 0 for a
+        dead point or fewer columns than rows) and its median ``sigma_ratio_median``.
+    """
+    _require(params, ("n", "width", "ratio", "frozen_v", "trials", "block", "seed"), "a full_rank_regions point")
+    n, width = positive_int("n", params["n"]), positive_int("width", params["width"])
+    trials = positive_int("trials", params["trials"])
+    gen = full_rank_cell_rng(params["seed"], n, width, params["block"])
+    grid = full_rank_grid([n], [width], trials=trials, rng=gen, ratio=params["ratio"], frozen_v=params["frozen_v"])
+    sig, rtol = grid.sigma_ratio[0, 0], float(grid.rtol[0, 0])
+    d0 = int(grid.d0[0])
+    tol64 = gram_rtol(n)
+    return {
+        "d0": d0,
+        "columns": width * (d0 + 1 + int(params["frozen_v"])),
+        "trials": trials,
+        "full_rank": int(np.count_nonzero(sig > rtol)),
+        "rtol": rtol,
+        "full_rank_float64": int(np.count_nonzero(sig > tol64)),
+        "rtol_float64": tol64,
+        "no_dead_point": int(round(float(grid.no_dead_point[0, 0]) * trials)),
+        "sigma_ratio": sig.tolist(),
+        "sigma_ratio_median": float(np.median(sig)),
+    }
+
+
+class FullRankHeatmap(NamedTuple):
+    """A heatmap assembled from ``full_rank_regions`` records: rows are widths, columns sizes."""
+
+    ns: Array
+    """Dataset sizes ``n``, increasing."""
+    widths: Array
+    """Hidden widths ``d₁``, increasing."""
+    d0: Array
+    """Input dimension of each size."""
+    trials: Array
+    """Draws per cell, summed over blocks (0 where no record), shape (len(widths), len(ns))."""
+    full_rank: Array
+    """Fraction of draws with ``rank J = n`` at the float32 threshold (NaN where no record)."""
+    full_rank_float64: Array
+    """The same at the float64 floor."""
+    no_dead_point: Array
+    """Fraction of draws with no dead data point."""
+
+
+def full_rank_heatmap(records: Sequence[Mapping[str, Any]]) -> FullRankHeatmap:
+    """Sum the counts of ``full_rank_regions`` records cell by cell over their trial blocks.
+
+    Parameters
+    ----------
+    records
+        Records as :func:`zlnotes.sweep.load_results` returns them.
+
+    Raises
+    ------
+    ValueError
+        If a record failed (``status`` not ``"ok"``), the records mix values of ``ratio``,
+        ``frozen_v`` or ``seed``, or a block of a cell appears twice.
+    """
+    counts: dict[tuple[int, int], np.ndarray] = {}
+    d0: dict[int, int] = {}
+    seen: set[tuple[int, int, int]] = set()
+    shared: set[tuple[Any, ...]] = set()
+    for record in records:
+        if record.get("status") != "ok":
+            raise ValueError(f"records: point {record.get('key')!r} failed ({record.get('error')}); rerun it first")
+        p, r = record["params"], record["result"]
+        shared.add((p["ratio"], p["frozen_v"], p["seed"]))
+        block = (p["n"], p["width"], p["block"])
+        if block in seen:
+            raise ValueError(f"records: n = {p['n']}, width = {p['width']}, block {p['block']} appears twice")
+        seen.add(block)
+        d0[p["n"]] = r["d0"]
+        cell = counts.setdefault((p["width"], p["n"]), np.zeros(4, dtype=np.int64))
+        cell += [r["trials"], r["full_rank"], r["full_rank_float64"], r["no_dead_point"]]
+    if len(shared) > 1:
+        raise ValueError(f"records mix (ratio, frozen_v, seed) = {sorted(shared, key=str)}; pass one sweep's records")
+    ns, widths = sorted(d0), sorted({w for w, _ in counts})
+    table = np.zeros((4, len(widths), len(ns)), dtype=np.int64)
+    for (w, n), c in counts.items():
+        table[:, widths.index(w), ns.index(n)] = c
+    trials = table[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(trials > 0, table[1:] / np.maximum(trials, 1), np.nan)
+    return FullRankHeatmap(
+        np.array(ns), np.array(widths), np.array([d0[n] for n in ns]), trials, frac[0], frac[1], frac[2]
+    )
+
+
+def _full_rank_grid(
+    ns: Sequence[int], widths: Sequence[int], blocks: int, *, trials: int = FULL_RANK_BLOCK
+) -> list[dict[str, Any]]:
+    return [
+        {"n": n, "width": w, "ratio": 0.5, "frozen_v": True, "trials": trials, "block": b, "seed": 0}
+        for w in widths for n in ns for b in range(blocks)
+    ]
+
+
+FULL_RANK_REGIONS = Experiment(
+    name="full_rank_regions",
+    description="P(rank J = n) of a shallow ReLU network with v fixed, over n and d1 with d0 = ceil(n/2) "
+    "(Karhadkar et al.'s heatmap): one point is a block of seeded draws in one cell",
+    run=full_rank_point,
+    presets={
+        "tiny": _full_rank_grid([10, 30], [1, 4], 2, trials=5),
+        "book": _full_rank_grid(FULL_RANK_NS, FULL_RANK_WIDTHS, 1),
+        "paper": _full_rank_grid(FULL_RANK_NS, FULL_RANK_WIDTHS, 5),
+    },
+)
+"""The ``full_rank_regions`` sweep (chapter 15): ``paper`` has 100 draws per cell in blocks of 20."""
+
+
+# ----------------------------------------------------------------------------------------
+# du_rate: Du et al.'s two-layer ReLU network trained by gradient descent (chapter 14)
+
+_MANTISSAS = (10, 12, 15, 20, 25, 30, 40, 50, 60, 80)
+
+
+def du_rate_steps(steps: int) -> list[int]:
+    """The steps at which a ``du_rate`` point records its curves: ``0``, about ten per decade
+    (``1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, …``, integers only) and ``steps``."""
+    steps = positive_int("steps", steps)
+    ks, scale = {0, steps}, 1
+    while scale <= steps:
+        ks.update(k * scale // 10 for k in _MANTISSAS if k * scale // 10 <= steps)
+        scale *= 10
+    return sorted(ks)
+
+
+def du_rate_memory(n: int, d: int, m: int, steps: int) -> int:
+    """Bytes one ``du_rate`` point holds at its peak (float64, as :mod:`zlnotes.memory` counts).
+
+    Gradient descent holds ``W(0)``, ``W(k)``, the gradient and its scaled copy (``4 m d``),
+    the pre-activations, ``ReLU`` of them and the pattern ``S`` with ``S(0)`` and their
+    comparison (about ``3 n m``); ``H∞``, ``H(0)``, their difference and ``eigh``'s
+    work space (``6 n²``), the kernel prediction (``2 (steps + 1) n``) and the data.
+    At ``n = d = 1000`` this is about ``7 · 8 · 1000 m`` bytes: 0.06 GB at ``m = 1000``,
+    3.6 GB at ``m = 64000``.
+    """
+    n, d, m, steps = (positive_int(k, v) for k, v in (("n", n), ("d", d), ("m", m), ("steps", steps)))
+    return FLOAT_BYTES * (4 * m * d + 3 * n * m + 6 * n * n + 2 * (steps + 1) * n + 2 * n * d)
+
+
+def du_rate_point(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Train du2019gradient's two-layer ReLU network by gradient descent, beside its kernel.
+
+    Inputs ``X`` uniform on the unit sphere of ``R^d`` (:func:`zlnotes.sphere_data`, generator
+    ``[seed, 14, 0]``), labels standard normal (``[seed, 14, 1]``), ``w_r ~ N(0, I)`` and
+    ``a_r = ±1`` (:func:`zlnotes.two_layer_init`, ``[seed, 14, 3, m, draw]``): chapter 14's
+    seeds, so its runs are points of this sweep. The data depend on ``seed``, ``n`` and
+    ``d`` only, so a curve over ``m`` or ``draw`` is drawn for one data set.
+
+    Step size: ``η = eta_factor / λ_max(H∞)`` on du2019gradient's loss ``L = ½ Σ_i (u_i −
+    y_i)²``, a sum over the data; on the book's mean cost ``C = L/n`` the same step is
+    ``n η``. ``eta_factor < 1`` keeps every factor ``1 − η λ_i`` of the kernel dynamics in
+    ``[0, 1)``; their theorem asks for the far smaller ``η = O(λ₀/n²)``.
+
+    Memory: :func:`du_rate_memory`, about ``56 · n m`` bytes at ``n = d``: 3.6 GB for the
+    ``paper`` preset's widest point (``n = d = 1000``, ``m = 64000``), so several points fit
+    in 24 GiB side by side. Time: two ``n × d × m`` products per step.
+
+    Parameters
+    ----------
+    params
+        ``n``, ``d``, ``m``, ``seed`` (the data), ``draw`` (the initialisation),
+        ``eta_factor`` (in ``(0, 2)``) and ``steps``.
+
+    Returns
+    -------
+    dict
+        ``lambda_0`` and ``lambda_max`` of ``H∞``; ``eta`` (on ``L``); ``h0_distance``
+        (``‖H(0) − H∞‖₂``); ``lambda_min_H0`` and ``lambda_min_HT`` (``λ_min`` of the Gram
+        matrix ``H`` at the start and after ``steps`` steps); ``record_steps``
+        (:func:`du_rate_steps`) and at those steps: ``loss`` (``L(k)``), ``kernel_loss``
+        (``½|(I − ηH∞)^k r₀|²``, :func:`zlnotes.kernel_losses`), ``pattern_change`` (fraction
+        of changed activation patterns) and ``max_move`` (``max_r ‖w_r(k) − w_r(0)‖``);
+        the last entries are the values at the end.
+    """
+    _require(params, ("n", "d", "m", "seed", "draw", "eta_factor", "steps"), "a du_rate point")
+    n, d, m = positive_int("n", params["n"]), positive_int("d", params["d"]), positive_int("m", params["m"])
+    seed, draw = nonnegative_int("seed", params["seed"]), nonnegative_int("draw", params["draw"])
+    factor = real_scalar("eta_factor", params["eta_factor"], lo=0.0, lo_open=True, hi=2.0, hi_open=True)
+    steps = positive_int("steps", params["steps"])
+    if n < 2:
+        raise ValueError(f"n must be at least 2 (lambda_0 compares inputs); got {n}")
+    X = sphere_data(n, d, rng=np.random.default_rng([seed, 14, 0]))
+    y = np.random.default_rng([seed, 14, 1]).standard_normal(n)
+    H_inf = relu_gram_limit(X)
+    lam = np.linalg.eigvalsh(H_inf)
+    eta = factor / float(lam[-1])
+    W, a = two_layer_init(m, d, rng=np.random.default_rng([seed, 14, 3, m, draw]))
+    H0 = two_layer_gram(W, X)
+    run = two_layer_gd(X, y, W, a, eta, steps)
+    kernel = kernel_losses(H_inf, two_layer_output(W, a, X) - y, eta, steps)
+    ks = du_rate_steps(steps)
+    return {
+        "lambda_0": float(lam[0]),
+        "lambda_max": float(lam[-1]),
+        "eta": eta,
+        "h0_distance": float(np.linalg.norm(H0 - H_inf, 2)),
+        "lambda_min_H0": float(np.linalg.eigvalsh(H0)[0]),
+        "lambda_min_HT": float(np.linalg.eigvalsh(two_layer_gram(run.W, X))[0]),
+        "record_steps": ks,
+        "loss": run.loss[ks].tolist(),
+        "kernel_loss": kernel[ks].tolist(),
+        "pattern_change": run.pattern_change[ks].tolist(),
+        "max_move": run.max_move[ks].tolist(),
+    }
+
+
+PAPER_WIDTHS: tuple[int, ...] = tuple(1000 * 2**k for k in range(7))
+"""Widths ``m`` of the ``du_rate`` ``paper`` preset, 1000 to 64000 at ``n = d = 1000``."""
+
+
+def _du_grid(
+    sizes: Sequence[tuple[int, int]], widths: Sequence[int], seeds: Sequence[int], draws: int, *, steps: int
+) -> list[dict[str, Any]]:
+    return [
+        {"n": n, "d": d, "m": m, "seed": seed, "draw": draw, "eta_factor": 1.0, "steps": steps}
+        for n, d in sizes for m in widths for seed in seeds for draw in range(draws)
+    ]
+
+
+DU_RATE = Experiment(
+    name="du_rate",
+    description="gradient descent on Du et al.'s two-layer ReLU network against the bound (1 - eta lambda_0/2)^k "
+    "and the kernel prediction, with H(0) - H_inf, changed patterns and max |dw_r| (one run per point)",
+    run=du_rate_point,
+    presets={
+        "tiny": _du_grid([(10, 5)], [50, 200], [0], 2, steps=30),
+        "book": _du_grid([(50, 25), (100, 50)], [100, 200, 500, 1000, 2000], [0], 4, steps=100),
+        "paper": _du_grid([(1000, 1000)], PAPER_WIDTHS, [0, 1], 3, steps=200),
+    },
+)
+"""The ``du_rate`` sweep (chapter 14; ``paper``: their size ``n = d = 1000``)."""
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (DICHOTOMY, FULL_RANK_REGIONS, DU_RATE)}
 """The registry: the experiments ``zlnotes sweep NAME`` knows, by name.
 
 Names are looked up here only (:func:`get_experiment`): a name never imports a module.
