@@ -1,8 +1,8 @@
 """The Part V sweeps of zlnotes.book.experiments: `full_rank_regions` (chapter 15) and `du_rate` (chapter 14)."""
 
 import json
-from collections import Counter
 import tracemalloc
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
