@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -49,10 +49,41 @@ def _as_float_array(name: str, value: ArrayLike) -> NDArray[np.float64]:
     return raw.astype(np.float64, copy=False)
 
 
+_FINITE_CHUNK = 1 << 20
+"""Entries tested at once by :func:`_require_finite`: its boolean temporaries stay at 1 MiB."""
+
+
+def _blocks(array: NDArray[np.float64]) -> Iterator[NDArray[np.float64]]:
+    """Views of ``array`` of at most :data:`_FINITE_CHUNK` entries that together cover it.
+
+    No copy is made, so a broadcast or strided input (a large shape over little memory) is
+    tested without allocating an array of its full shape.
+    """
+    if array.size <= _FINITE_CHUNK or array.ndim == 0:
+        yield array
+        return
+    row = array.size // array.shape[0]  # entries in one index of the first axis
+    if row > _FINITE_CHUNK:
+        for i in range(array.shape[0]):
+            yield from _blocks(array[i])
+        return
+    step = _FINITE_CHUNK // row
+    for i in range(0, array.shape[0], step):
+        yield array[i : i + step]
+
+
 def _require_finite(name: str, array: NDArray[np.float64]) -> None:
-    if not np.all(np.isfinite(array)):
-        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-        raise ValueError(f"{name} must contain only finite values; found {bad} NaN or infinite entries")
+    """``ValueError`` naming ``name`` if an entry is NaN or infinite.
+
+    Tested block by block (:func:`_blocks`): no boolean array of the input's full shape is
+    allocated, so the check never needs more memory than the input itself.
+    """
+    # an axis of stride 0 (a broadcast input) repeats one entry: test that entry once
+    distinct = array[tuple(slice(0, 1) if step == 0 else slice(None) for step in array.strides)]
+    if all(bool(np.isfinite(block).all()) for block in _blocks(distinct)):
+        return
+    bad = sum(int(block.size - np.count_nonzero(np.isfinite(block))) for block in _blocks(array))
+    raise ValueError(f"{name} must contain only finite values; found {bad} NaN or infinite entries")
 
 
 def as_matrix(

@@ -22,7 +22,7 @@ from scipy.special import expit
 
 from ._validation import _as_float_array, _require_finite, as_matrix, nonnegative_int, positive_int, real_scalar
 from .activations import Activation, derivative_into, value_into
-from .architecture import Network, require_network
+from .architecture import Architecture, Network, require_network
 from .cost import CostFunction
 from .memory import FLOAT_BYTES, require_memory
 from .typing import Array
@@ -52,6 +52,14 @@ def second_derivative(sigma: Activation, z: ArrayLike) -> Array:
     numpy.ndarray
         σ''(z), of the shape of ``z``.
 
+    Raises
+    ------
+    TypeError
+        If ``sigma`` is not an :class:`zlnotes.Activation` or ``z`` not an array of real numbers.
+    ValueError
+        For a non-finite ``z``, ``3 z.size`` floats above the memory budget, or a
+        ``smooth_relu`` so narrow that ``1/(2w)`` overflows float64.
+
     Examples
     --------
     >>> import numpy as np, zlnotes as zl
@@ -62,6 +70,7 @@ def second_derivative(sigma: Activation, z: ArrayLike) -> Array:
     if not isinstance(sigma, Activation):
         raise TypeError(f"sigma must be a zlnotes.Activation; got {type(sigma).__name__}")
     z = _as_float_array("z", z)
+    require_memory("z", f"σ''(z) and its temporaries (3 × {z.size} numbers)", 3 * z.size * FLOAT_BYTES)
     _require_finite("z", z)
     params = dict(sigma.params)
     if sigma.name == "tanh":
@@ -69,10 +78,13 @@ def second_derivative(sigma: Activation, z: ArrayLike) -> Array:
         return -2.0 * t * (1.0 - t * t)
     if sigma.name == "softplus":
         beta = params.get("sharpness", 1.0)
-        s = expit(beta * z)
+        with np.errstate(over="ignore"):  # β z = ±inf only where expit(β z) is exactly 1 or 0
+            s = expit(beta * z)
         return beta * s * (1.0 - s)
     if sigma.name == "smooth_relu":
         w = params["width"]
+        if 2.0 * w < 1.0 / np.finfo(np.float64).max:
+            raise ValueError(f"sigma: smooth_relu's second derivative 1/(2w) overflows float64 at width w = {w:.3g}")
         return np.where(np.abs(z) < w, 1.0 / (2.0 * w), 0.0)
     if sigma.name in ("relu", "leaky_relu", "identity"):
         return np.zeros_like(z)
@@ -155,6 +167,31 @@ def _hessian_times(
                 ddelta = nxt
 
 
+def _buffer_numbers(arch: Architecture, N: int, per_tangent: int) -> int:
+    """Numbers held by one run besides ``J`` and ``H J``: the cost's buffers
+    (:class:`zlnotes.CostFunction`), the forward and backward passes of :func:`_hessian_times`
+    (``Z_ℓ, A_ℓ, σ', σ''`` and its temporaries, ``δ_ℓ``, ``δ_ℓ W_ℓ``: about ``9 N ΣM_ℓ``) and
+    one chunk of tangents with its temporaries."""
+    hidden, Q = sum(arch.hidden), arch.output_dim
+    widest = max(arch.hidden, default=1)
+    cost = N * (3 * hidden + 2 * Q + widest)
+    passes = N * (6 * hidden + 3 * Q + 3 * widest)
+    return cost + passes + 2 * max(_CHUNK_NUMBERS, per_tangent)
+
+
+def _start_overflow(net: Network, X: Array, Y: Array, what: str) -> None:
+    """Refuse an overflow at the starting point ``θ_0``, naming the input that caused it."""
+    F = net.forward(X)  # names X (and the parameters) if the outputs overflow
+    top_f, top_y, top_x = float(np.abs(F).max()), float(np.abs(Y).max()), float(np.abs(X).max())
+    top_z = float(np.abs(net.flat()).max())
+    name = "Y" if top_y > top_f else "X, net"
+    raise ValueError(
+        f"{name}: {what} overflows float64 at the starting parameters, before any step of size lr "
+        f"(max |X| = {top_x:.3g}, max |Y| = {top_y:.3g}, max |F| = {top_f:.3g}, max |θ_0| = {top_z:.3g}); "
+        "rescale the data or the network"
+    )
+
+
 def training_jacobian(
     net: Network,
     X: ArrayLike,
@@ -207,8 +244,10 @@ def training_jacobian(
     Raises
     ------
     ValueError
-        For malformed data, ``K > max_params``, ``2 K²`` floats above the memory budget, or a
-        run whose cost or gradient stops being finite.
+        For malformed data, ``K > max_params``, ``2 K²`` floats (with the forward and backward
+        buffers over the ``N`` samples) above the memory budget, a cost, gradient or Hessian
+        that overflows float64 at the starting point (naming ``X``, ``Y`` or ``net``), or a
+        run whose cost or gradient stops being finite later (naming ``lr``).
 
     Examples
     --------
@@ -238,6 +277,13 @@ def training_jacobian(
     require_memory("net", f"the training Jacobian and H J (2 × K × K = 2 × {K} × {K})", 2 * K * K * FLOAT_BYTES)
     per_tangent = K + N * (3 * sum(arch.hidden) + 2 * arch.output_dim)
     chunk = max(1, min(K, _CHUNK_NUMBERS // per_tangent))
+    buffers = _buffer_numbers(arch, N, per_tangent)
+    require_memory(
+        "X",
+        f"the training Jacobian and H J (2 × K × K = 2 × {K} × {K}) with the forward and backward "
+        f"buffers over N = {N} samples ({buffers} numbers)",
+        (2 * K * K + buffers) * FLOAT_BYTES,
+    )
     f = CostFunction(arch, X, Y)
     J = np.eye(K)
     HJ = np.empty((K, K))
@@ -246,11 +292,15 @@ def training_jacobian(
         for t in range(steps):
             c, _ = f(Z, out=g)
             if not (np.isfinite(c) and np.all(np.isfinite(g))):
+                if t == 0:  # no step taken yet: the data or the parameters are too large, not lr
+                    _start_overflow(net, X, Y, "the cost or its gradient")
                 raise ValueError(
                     f"lr: the cost or its gradient is not finite at step {t} (gradient descent diverged); "
                     "use a smaller lr"
                 )
             _hessian_times(Network.from_flat(arch, Z), X, Y, J, HJ, chunk)
+            if t == 0 and not np.all(np.isfinite(HJ)):  # H_0 J_0 = H_0: the Hessian at the start
+                _start_overflow(net, X, Y, "the Hessian of the cost")
             HJ *= lr
             J -= HJ  # J_{t+1} = (I − lr H_t) J_t
             np.multiply(g, lr, out=step)

@@ -129,3 +129,56 @@ def test_second_derivative_against_differences() -> None:
         fd = (sigma.derivative(z + 1e-6) - sigma.derivative(z - 1e-6)) / 2e-6
         assert np.abs(zl.second_derivative(sigma, z) - fd).max() < 1e-8
     assert not np.any(zl.second_derivative(zl.activation("relu"), z))
+
+
+def test_the_memory_check_counts_the_forward_and_backward_buffers() -> None:
+    # N = 10^7 broadcast samples need little memory for X but gigabytes of layer buffers
+    net = zl.Network.init(zl.Architecture(2, (3,), 1, "tanh"), 0)
+    X, Y = np.broadcast_to(1.0, (10**7, 2)), np.broadcast_to(0.0, (10**7, 1))
+    zl.set_memory_budget(1 << 30)
+    try:
+        with pytest.raises(ValueError, match=r"^X: .*buffers over N = 10000000 samples.*memory budget"):
+            zl.training_jacobian(net, X, Y, 0.1, 1)
+    finally:
+        zl.set_memory_budget(None)
+
+
+@pytest.mark.parametrize(
+    "scale_x, scale_y, act, name",
+    [
+        (1e200, 1.0, "relu", "X, net"),
+        (1.0, 1e200, "tanh", "Y"),
+        (1.0, 1e160, "tanh", "Y"),
+        (1e160, 1.0, "softplus", "X, net"),
+    ],
+)
+def test_an_overflow_at_the_start_names_the_input_not_lr(scale_x: float, scale_y: float, act: str, name: str) -> None:
+    net = zl.Network.init(zl.Architecture(2, (3,), 1, act), 0)
+    gen = np.random.default_rng(1)
+    X, Y = scale_x * gen.standard_normal((4, 2)), scale_y * gen.standard_normal((4, 1))
+    with pytest.raises(ValueError, match=rf"^{name}: the cost or its gradient overflows float64 at the starting"):
+        zl.training_jacobian(net, X, Y, 0.1, 2)
+
+
+def test_parameters_that_overflow_the_outputs_are_named() -> None:
+    base = zl.Network.init(zl.Architecture(2, (3,), 1, "relu"), 0)
+    net = zl.Network(base.arch, [1e200 * w for w in base.weights], base.biases)
+    with pytest.raises(ValueError, match=r"^X: the outputs overflow float64 .*max \|W\| = 1"):
+        zl.training_jacobian(net, np.ones((4, 2)), np.zeros((4, 1)), 0.1, 1)
+
+
+def test_second_derivative_near_the_float64_limit_and_its_memory() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # β z overflows to ±inf where σ'' is exactly 0: no warning
+        out = zl.second_derivative(zl.activation("softplus", sharpness=1e150), [1e200, -1e200, 0.0])
+    assert out.tolist() == [0.0, 0.0, 1e150 / 4]
+    with pytest.raises(ValueError, match=r"^sigma: .*1/\(2w\) overflows float64"):
+        zl.second_derivative(zl.activation("smooth_relu", width=1e-320), [0.0])
+    zl.set_memory_budget(1 << 30)
+    try:
+        with pytest.raises(ValueError, match=r"^z: .*10000000000 numbers.*memory budget"):
+            zl.second_derivative(zl.activation("tanh"), np.broadcast_to(1.0, (10**5, 10**5)))
+    finally:
+        zl.set_memory_budget(None)

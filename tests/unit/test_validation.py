@@ -411,3 +411,25 @@ def test_full_rank_wrong_value_is_a_value_error(call: Callable[[], object], argu
     with pytest.raises(ValueError, match=_names(argument)) as info:
         call()
     assert not isinstance(info.value, TypeError)
+
+
+def test_finiteness_is_tested_without_a_temporary_of_the_full_shape() -> None:
+    import tracemalloc
+
+    from zlnotes import _validation as zl_validation
+
+    # a broadcast 10^5 × 10^5 input: 10^10 entries over 8 bytes (a boolean temporary: 9.3 GiB)
+    huge = np.broadcast_to(1.0, (10**5, 10**5))
+    assert zl_validation.as_matrix("X", huge) is not None
+    with pytest.raises(ValueError, match=r"^X must contain only finite values; found 100000 NaN"):
+        zl_validation.as_matrix("X", np.broadcast_to(np.array([[1.0], [np.nan]]), (2, 10**5)))
+    dense = np.ones((4000, 1000))
+    dense[-1, -1] = np.inf
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="found 1 NaN or infinite"):
+            zl_validation.as_matrix("X", dense)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < dense.size // 2, f"the check allocated {peak} bytes for a {dense.shape} input"
