@@ -30,8 +30,9 @@ from numpy.typing import ArrayLike
 from ._validation import as_matrix, boolean, positive_int, real_scalar
 from .activations import derivative_into
 from .architecture import Network, require_finite_result, require_network
-from .jacobian import ntk
+from .jacobian import _ntk_numbers, ntk
 from .linalg import _check_rtol, gram_rtol
+from .memory import FLOAT_BYTES, require_memory
 from .typing import Array
 
 __all__ = ["adapted_direction", "gradient_flow", "FlowPath"]
@@ -74,7 +75,13 @@ def _field(net: Network, X: Array, Y: Array, alpha: float, rtol: float) -> _Fiel
         F = net.output_layer(post[-1])
         R = F - Y
         cost = float(np.vdot(R, R) / (2 * X.shape[0]))
-    require_finite_result("the outputs and the cost", np.append(F, cost), X, net)
+    require_finite_result("the outputs", F, X, net)
+    if not np.isfinite(cost):  # finite outputs: F − Y or its square overflows
+        top_f, top_y = float(np.abs(F).max()), float(np.abs(Y).max())
+        raise ValueError(
+            f"{'Y' if top_y > top_f else 'X'}: the residuals F - Y or the cost |F - Y|^2/(2N) overflow float64 "
+            f"(max |F| = {top_f:.3g}, max |Y| = {top_y:.3g}); rescale the data or the network"
+        )
     N = X.shape[0]
     g = R.ravel() / N
     lam, E = np.linalg.eigh(ntk(net, X))
@@ -100,6 +107,13 @@ def _checked(
     QN = X.shape[0] * Y.shape[1]
     floor = gram_rtol(QN)
     tol = _check_rtol(rtol, floor, floor=floor)
+    # the NTK with its factors, then the NTK with numpy's eigh (a copy, the eigenvectors and
+    # LAPACK's workspace of about 2 (QN)² numbers)
+    require_memory(
+        "X",
+        f"the NTK (N·Q × N·Q = {QN} × {QN}), its factors and its eigendecomposition",
+        max(_ntk_numbers(network, X.shape[0]), 5 * QN * QN) * FLOAT_BYTES,
+    )
     return X, Y, a, tol
 
 
@@ -158,7 +172,10 @@ def adapted_direction(
         ``alpha``/``rtol`` are not real numbers.
     ValueError
         For wrong shapes, non-finite entries, ``alpha`` outside ``[0, 1]`` or ``rtol`` below
-        ``gram_rtol(QN)`` or not below 1.
+        ``gram_rtol(QN)`` or not below 1; if the NTK and its eigendecomposition (about
+        ``5 (QN)²`` numbers) exceed the memory budget (:func:`zlnotes.memory_budget`); if the
+        outputs (naming ``X``), the residuals or the cost (naming ``Y`` when ``|Y|`` is the
+        larger) or the direction overflow float64.
 
     Examples
     --------
@@ -317,6 +334,14 @@ def gradient_flow(
     FlowPath
         Parameter and output trajectories, cost, rank of ``D`` and ``|P^⊥ ∇_x C|``.
 
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`adapted_direction`, for ``s_end``, ``steps``, ``record`` or
+        ``halving_check`` of the wrong type or out of range, for a record of
+        ``steps // record + 2`` points (twice with ``halving_check``) above the memory budget
+        (naming ``steps``, before the first step), or for an orbit that leaves float64.
+
     Examples
     --------
     With a full-rank ``D`` the adapted flow moves the outputs on the straight line
@@ -337,6 +362,18 @@ def gradient_flow(
     steps = positive_int("steps", steps)
     record = positive_int("record", record)
     halving_check = boolean("halving_check", halving_check)
+    K, QN = net.arch.num_params, X.shape[0] * Y.shape[1]
+    points = steps // record + 2  # every record-th step, the last, and one to spare
+    # per recorded point: Z and the field's direction and outputs while running, then the
+    # stacked params/outputs, and about 1 KiB of Python objects (arrays, the field record);
+    # the halving check holds both runs' records at the end
+    numbers = (2 if halving_check else 1) * points * (3 * K + 2 * QN + 132)
+    require_memory(
+        "steps",
+        f"the recorded orbit ({points} points of K + N·Q = {K} + {QN} numbers, steps // record + 2 "
+        f"with steps = {steps}, record = {record}{', twice for the halving check' if halving_check else ''})",
+        numbers * FLOAT_BYTES,
+    )
     path = _rk4(net, X, Y, a, tol, s_end, steps, record)
     if not halving_check:
         return path

@@ -203,3 +203,54 @@ def test_too_large_a_step_is_refused_with_the_rule() -> None:
             warnings.simplefilter("error")  # and no RuntimeWarning on the way
             with pytest.raises(ValueError, match=r"^steps: the orbit left the float64 range .* use more steps"):
                 zl.gradient_flow(net, X, Y, s_end, steps, alpha=0.0, halving_check=False)
+
+
+def _small_problem() -> tuple[zl.Network, np.ndarray, np.ndarray]:
+    gen = np.random.default_rng(1)
+    net = zl.Network.init(zl.Architecture(2, (3,), 1, "tanh"), 0)
+    return net, gen.standard_normal((4, 2)), gen.standard_normal((4, 1))
+
+
+def test_the_eigendecomposition_of_the_ntk_is_within_the_memory_budget() -> None:
+    # QN = 12000: the NTK (1.07 GiB) fits a 2 GiB budget, but not with numpy's eigh beside it
+    net = zl.Network.init(zl.Architecture(2, (3,), 10), 0)
+    X, Y = np.ones((1200, 2)), np.ones((1200, 10))
+    zl.set_memory_budget(2 << 30)
+    try:
+        for call in (lambda: zl.adapted_direction(net, X, Y), lambda: zl.gradient_flow(net, X, Y, 1.0, 1)):
+            with pytest.raises(ValueError, match=r"^X: the NTK \(N·Q × N·Q = 12000 × 12000\).* eigendecomposition"):
+                call()
+    finally:
+        zl.set_memory_budget(None)
+
+
+@pytest.mark.parametrize("steps, record, halving", [(10**8, 1, False), (10**7, 1, True), (10**9, 10, False)])
+def test_a_record_above_the_memory_budget_is_refused_before_the_first_step(
+    steps: int, record: int, halving: bool
+) -> None:
+    net, X, Y = _small_problem()
+    zl.set_memory_budget(1 << 30)
+    try:
+        with pytest.raises(ValueError, match=rf"^steps: the recorded orbit \({steps // record + 2} points .*budget"):
+            zl.gradient_flow(net, X, Y, 1.0, steps, record=record, halving_check=halving)
+    finally:
+        zl.set_memory_budget(None)
+    # a record that fits runs as before
+    path = zl.gradient_flow(net, X, Y, 1.0, 4, record=2, halving_check=False)
+    assert path.s.tolist() == [0.0, 0.5, 1.0]
+
+
+@pytest.mark.parametrize("scale", [1e160, 1e200, 1e300])
+def test_targets_that_overflow_the_cost_are_named(scale: float) -> None:
+    net, X, Y = _small_problem()
+    for call in (
+        lambda: zl.adapted_direction(net, X, scale * Y),
+        lambda: zl.adapted_direction(net, X, scale * Y, alpha=0.0),
+        lambda: zl.gradient_flow(net, X, scale * Y, 1.0, 2),
+    ):
+        with pytest.raises(ValueError, match=r"^Y: the residuals F - Y or the cost .* overflow float64"):
+            call()
+    # inputs that overflow the outputs are still named X
+    relu = zl.Network.init(zl.Architecture(2, (3,), 1, "relu"), 0)
+    with pytest.raises(ValueError, match=r"^X: "):
+        zl.adapted_direction(relu, 1e200 * X, Y)
