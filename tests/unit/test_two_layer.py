@@ -150,3 +150,81 @@ def test_refusals() -> None:
         zl.kernel_losses([[1.0, 2.0], [0.0, 1.0]], [1.0, 1.0], 0.1, 2)
     with pytest.raises(ValueError, match="eta"):
         zl.two_layer_gd([[1.0, 0.0], [-1.0, 0.0]], [0.0, 0.0], [[1.0, 0.0]], [-1.0], 1e300, 3)
+
+
+def _unit_problem() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    X = zl.sphere_data(3, 2, rng=0)
+    W, a = zl.two_layer_init(4, 2, rng=1)
+    return X, W, a
+
+
+@pytest.mark.parametrize("scale", [2.0**-700, 2.0**-520, 2.0**510])
+def test_row_norms_and_the_limit_at_scales_whose_squares_leave_float64(scale: float) -> None:
+    import warnings
+
+    from zlnotes.two_layer import _row_norms
+
+    X = _unit_problem()[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        norms = _row_norms(scale * X)
+        H = zl.relu_gram_limit(scale * X)
+    # powers of two: the norms are the unit norms times the scale (no row reported zero)
+    assert np.allclose(norms / scale, _row_norms(X), rtol=4e-16, atol=0)
+    if scale * scale >= np.finfo(float).tiny:  # H∞ scales by scale² where that is a normal number
+        assert np.allclose(H / scale**2, zl.relu_gram_limit(X), rtol=1e-14, atol=0)
+    else:  # below the float64 range H∞ rounds to 0, as the products x_iᵀx_j themselves
+        assert np.abs(H).max() <= 2.0**-1000
+
+
+@pytest.mark.parametrize("scale", [1e160, 1e200])
+def test_inputs_whose_gram_matrices_overflow_are_refused(scale: float) -> None:
+    import warnings
+
+    X, W, a = _unit_problem()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a ValueError naming X, not inf or a RuntimeWarning
+        with pytest.raises(ValueError, match=r"^X: H∞ overflows float64"):
+            zl.relu_gram_limit(scale * X)
+        with pytest.raises(ValueError, match=r"^X: H = \(X Xᵀ\) ∘ \(S Sᵀ\)/m overflows float64"):
+            zl.two_layer_gram(W, scale * X)
+    # the pattern from products that overflow is read off exactly scaled copies
+    assert np.allclose(zl.two_layer_gram(1e300 * W, 2.0**-520 * X) / 2.0**-1040, zl.two_layer_gram(W, X), rtol=1e-14)
+
+
+def test_kernel_losses_refuse_overflow_by_name() -> None:
+    H, r = np.array([[1.0, 0.2], [0.2, 0.5]]), np.array([1.0, -1.0])
+    with pytest.raises(ValueError, match=r"^eta: the predicted loss overflows float64 at k = \d+.*diverges"):
+        zl.kernel_losses(H, r, 10.0, 1000)
+    with pytest.raises(ValueError, match=r"^residual: ½\|r₀\|² overflows float64"):
+        zl.kernel_losses(H, 1e200 * r, 0.1, 3)
+    with pytest.raises(ValueError, match=r"^(H|eta): "):
+        zl.kernel_losses(1e308 * H, r, 0.1, 3)
+
+
+def test_sizes_above_the_memory_budget_are_refused_before_allocating() -> None:
+    X, W, a = _unit_problem()
+    zl.set_memory_budget(1 << 30)
+    try:
+        with pytest.raises(ValueError, match=r"^X: H \(n × n = 30000 × 30000\).*memory budget"):
+            zl.two_layer_gram(W, np.broadcast_to(X[:1], (30000, 2)))
+        with pytest.raises(ValueError, match=r"^H: the eigendecomposition of H \(n × n = 100000 × 100000"):
+            zl.kernel_losses(np.broadcast_to(1.0, (10**5, 10**5)), np.ones(10**5), 0.1, 2)
+        with pytest.raises(ValueError, match=r"^steps: the table of .* 1000000001 × 3"):
+            zl.kernel_losses(np.eye(3), np.ones(3), 0.1, 10**9)
+        with pytest.raises(ValueError, match=r"^steps: the records of the run .* 10000000001 numbers"):
+            zl.two_layer_gd(X, np.ones(3), W, a, 0.1, 10**10)
+    finally:
+        zl.set_memory_budget(None)
+
+
+def test_an_overflow_at_the_initial_weights_names_the_input_not_eta() -> None:
+    X, W, a = _unit_problem()
+    with pytest.raises(ValueError, match=r"^y: the loss overflows float64 at the initial weights"):
+        zl.two_layer_gd(X, np.array([1.0, 2.0, 1e160]), W, a, 0.1, 3)
+    with pytest.raises(ValueError, match=r"^X, W: the loss overflows float64 at the initial weights"):
+        zl.two_layer_gd(1e200 * X, np.ones(3), W, a, 0.1, 3)
+    with pytest.raises(ValueError, match=r"^X, W: the loss overflows float64 at the initial weights"):
+        zl.two_layer_gd(X, np.ones(3), 1e307 * W, a, 0.1, 3)
+    with pytest.raises(ValueError, match=r"^eta = 1e\+300 is too large: the loss overflowed at step 1"):
+        zl.two_layer_gd(X, np.ones(3), W, a, 1e300, 30)
