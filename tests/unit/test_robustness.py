@@ -365,3 +365,43 @@ def test_many_layers_and_long_runs_count_their_overhead(budget: int) -> None:
 def test_lbfgs_polish_refuses_a_start_whose_cost_overflows() -> None:
     with pytest.raises(ValueError, match=r"^net: the cost or its gradient is not finite at the starting point"):
         zl.lbfgs_polish(BIG_WEIGHTS, X, Y, max_iter=5)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS and /proc/self/statm")
+def test_under_an_address_space_limit_flows_training_jacobian_and_two_layer_refuse_by_size() -> None:
+    """The harness's MemoryErrors and endless runs of these modules, under a real 4 GiB
+    address-space limit: each is a ValueError from zlnotes naming its argument, before work starts."""
+    script = textwrap.dedent(
+        """
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+        import numpy as np, zlnotes as zl
+        net = zl.Network.init(zl.Architecture(2, (3,), 1, "tanh"), 0)
+        X, Y = np.ones((4, 2)), np.zeros((4, 1))
+        W, a = zl.two_layer_init(4, 2, rng=1)
+        big = np.broadcast_to(1.0, (10**5, 10**5))
+        cases = [
+            ("X", lambda: zl.training_jacobian(net, np.broadcast_to(1.0, (10**7, 2)),
+                                               np.broadcast_to(1.0, (10**7, 1)), 0.1, 1)),
+            ("z", lambda: zl.second_derivative(zl.activation("tanh"), big)),
+            ("X", lambda: zl.adapted_direction(zl.Network.init(zl.Architecture(2, (3,), 10), 0),
+                                               np.ones((1200, 2)), np.ones((1200, 10)))),
+            ("steps", lambda: zl.gradient_flow(net, X, Y, 1.0, 10**8, halving_check=False)),
+            ("X", lambda: zl.two_layer_gram(W, np.ones((30000, 2)))),
+            ("H", lambda: zl.kernel_losses(big, np.ones(10**5), 0.1, 2)),
+            ("steps", lambda: zl.kernel_losses(np.eye(3), np.ones(3), 0.1, 10**9)),
+            ("steps", lambda: zl.two_layer_gd(np.eye(2), np.ones(2), W, a, 0.1, 10**10)),
+        ]
+        for name, case in cases:
+            try:
+                case()
+            except ValueError as err:
+                assert str(err).startswith(name + ":") and "GiB" in str(err), err
+                print("refused:", str(err)[:40])
+            else:
+                raise SystemExit("accepted")
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("refused:") == 8

@@ -433,3 +433,36 @@ def test_finiteness_is_tested_without_a_temporary_of_the_full_shape() -> None:
     finally:
         tracemalloc.stop()
     assert peak < dense.size // 2, f"the check allocated {peak} bytes for a {dense.shape} input"
+
+
+def test_the_block_by_block_finiteness_check_agrees_with_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+
+    from zlnotes import _validation as zl_validation
+
+    monkeypatch.setattr(zl_validation, "_FINITE_CHUNK", 7)  # blocks of 7 entries: every branch on small arrays
+    entries = st.sampled_from([0.0, 1.0, -2.5, 1e308, np.nan, np.inf, -np.inf])
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        hnp.arrays(np.float64, hnp.array_shapes(min_dims=0, max_dims=4, max_side=6), elements=entries),
+        st.integers(0, 3),
+    )
+    def check(array: np.ndarray, view: int) -> None:
+        if view == 1 and array.ndim:  # strided
+            array = array[::2]
+        elif view == 2 and array.ndim:  # reversed
+            array = array[::-1]
+        elif view == 3:  # broadcast: a new leading axis of stride 0
+            array = np.broadcast_to(array, (3,) + array.shape)
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        assert sum(b.size for b in zl_validation._blocks(array)) == array.size
+        if bad == 0:
+            zl_validation._require_finite("A", array)
+        else:
+            with pytest.raises(ValueError, match=rf"^A must contain only finite values; found {bad} NaN"):
+                zl_validation._require_finite("A", array)
+
+    check()
