@@ -66,6 +66,8 @@ class _Field:
     cost: float
     rank: int
     perp_norm: float
+    rounding: float  # ``|R|·|F_abs|/N + C``: the scale of the rounding error of ``cost``
+    lam_kept: tuple[float, float]  # smallest and largest kept eigenvalue of D Dᵀ (0, 0 if none)
 
 
 def _field(net: Network, X: Array, Y: Array, alpha: float, rtol: float) -> _Field:
@@ -84,6 +86,11 @@ def _field(net: Network, X: Array, Y: Array, alpha: float, rtol: float) -> _Fiel
         )
     N = X.shape[0]
     g = R.ravel() / N
+    # each output is a sum of |W_out| |A_L| + |b_out| terms: its rounding error is a multiple of ε
+    # times that sum (also where large terms cancel), and C's error ⟨R, δF⟩/N + rounding of the sum
+    # of squares is below a multiple of ε times ``rounding``
+    F_abs = np.abs(post[-1]) @ np.abs(net.weights[-1]).T + np.abs(net.biases[-1])
+    rounding = float(np.linalg.norm(R) * np.linalg.norm(F_abs) / N) + cost
     lam, E = np.linalg.eigh(ntk(net, X))
     top = float(lam[-1])
     keep = lam > (rtol * rtol) * top if top > 0 else np.zeros(lam.shape, dtype=bool)
@@ -94,7 +101,8 @@ def _field(net: Network, X: Array, Y: Array, alpha: float, rtol: float) -> _Fiel
     with np.errstate(over="ignore", invalid="ignore"):  # refused just below
         V = -_vjp(net, pre, post, u.reshape(R.shape))
     require_finite_result("the direction V_alpha (the Jacobian is too ill-conditioned)", V, X, net)
-    return _Field(V, F.ravel(), cost, int(keep.sum()), float(np.linalg.norm(g - Pg)))
+    lam_kept = (float(lam[keep][0]), float(lam[keep][-1])) if keep.any() else (0.0, 0.0)
+    return _Field(V, F.ravel(), cost, int(keep.sum()), float(np.linalg.norm(g - Pg)), rounding, lam_kept)
 
 
 def _checked(
@@ -247,6 +255,28 @@ def _unstable(s: float, h: float) -> ValueError:
     )
 
 
+COST_RISE_ALLOWANCE = 1024 * float(np.finfo(float).eps)
+"""Relative allowance for a rise of the computed cost between two Runge–Kutta steps.
+
+Every member of the family lowers ``C`` strictly away from its equilibria, so a computed orbit
+whose cost rises by more than ``COST_RISE_ALLOWANCE · (C + |F − Y|·|F_abs|/N)`` (``F_abs`` the
+outputs computed with absolute values, ``|A_L| |W_out|ᵀ + |b_out|``), the scale of the rounding
+error of ``C`` with a wide margin, is a failed integration and :func:`gradient_flow` refuses it."""
+
+
+def _cost_rose(prev: _Field, cur: _Field, s: float, h: float, start: _Field) -> ValueError | None:
+    allowance = COST_RISE_ALLOWANCE * max(prev.rounding, cur.rounding)
+    if cur.cost <= prev.cost + allowance:
+        return None
+    lo, hi = start.lam_kept
+    return ValueError(
+        f"steps: the cost rose by {cur.cost - prev.cost:.2g}, from {prev.cost:.4g} to {cur.cost:.4g} at "
+        f"s = {s:.4g}, but the flow lowers "
+        f"it: the flow is too stiff for the step h = s_end/steps = {h:.3g} (at the start the kept "
+        f"eigenvalues of D D^T range from lambda_min = {lo:.2g} to lambda_max = {hi:.2g}); use more steps"
+    )
+
+
 def _rk4(
     net: Network, X: Array, Y: Array, alpha: float, tol: float, s_end: float, steps: int, record: int
 ) -> FlowPath:
@@ -258,6 +288,7 @@ def _rk4(
         return _field(Network.from_flat(arch, z), X, Y, alpha, tol)
 
     s_rec, Z_rec, fields = [], [], []
+    first = prev = None
     for k in range(steps + 1):
         try:
             f1 = field(Z)
@@ -265,6 +296,13 @@ def _rk4(
             if k == 0:
                 raise
             raise _unstable(k * h, h) from exc
+        if first is None:
+            first = f1
+        elif prev is not None:
+            rose = _cost_rose(prev, f1, k * h, h, first)
+            if rose is not None:
+                raise rose
+        prev = f1
         if k % record == 0 or k == steps:
             s_rec.append(k * h)
             Z_rec.append(Z.copy())
@@ -340,7 +378,11 @@ def gradient_flow(
         As :func:`adapted_direction`, for ``s_end``, ``steps``, ``record`` or
         ``halving_check`` of the wrong type or out of range, for a record of
         ``steps // record + 2`` points (twice with ``halving_check``) above the memory budget
-        (naming ``steps``, before the first step), or for an orbit that leaves float64.
+        (naming ``steps``, before the first step), for an orbit that leaves float64, or for one
+        whose computed cost rises between two steps by more than the rounding allowance
+        :data:`COST_RISE_ALLOWANCE` (naming ``steps``, with the rise, where it happened and the
+        kept eigenvalues of ``D Dᵀ`` at the start): every member of the family lowers ``C``, so
+        such an orbit is a failed integration, too stiff for the step.
 
     Examples
     --------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -198,11 +199,52 @@ def test_too_large_a_step_is_refused_with_the_rule() -> None:
     """A step far beyond RK4's stability region overflows; the error names ``steps`` and says what to do."""
     X, Y = _plane_problem(911)[1:]
     net = zl.Network.init(zl.Architecture(1, (6,), 1, "identity"), 911)  # outputs polynomial in the parameters
-    for s_end, steps in ((1e3, 1), (1e3, 3), (1e6, 1)):
+    # one step overflows in its stages; with three, the first step's cost rise is refused before that
+    for s_end, steps, rule in ((1e3, 1, "the orbit left the float64 range"), (1e3, 3, "the cost rose by"),
+                               (1e6, 1, "the orbit left the float64 range")):
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # and no RuntimeWarning on the way
-            with pytest.raises(ValueError, match=r"^steps: the orbit left the float64 range .* use more steps"):
+            with pytest.raises(ValueError, match=rf"^steps: {rule} .* use more steps"):
                 zl.gradient_flow(net, X, Y, s_end, steps, alpha=0.0, halving_check=False)
+
+
+def _underparametrized(seed: int) -> tuple[zl.Network, np.ndarray, np.ndarray]:
+    """Chapter 11's underparametrized problem: 2 tanh units (K = 7), N = 12, seeded by [seed, 11, 2]."""
+    rng = np.random.default_rng([seed, 11, 2])
+    X = rng.standard_normal((12, 1))
+    Y = rng.standard_normal((12, 1))
+    return zl.Network.init(zl.Architecture(1, (2,), 1, "tanh"), rng), X, Y
+
+
+@pytest.mark.parametrize("seed", [0, 7, 4])
+def test_a_rising_cost_is_refused_naming_steps(seed: int) -> None:
+    """The adapted flow from these starts is too stiff for h = 0.05: RK4 returned finite orbits whose
+    cost rose (0.576 → 1912, 1.09 → 166, 2.14 → 483). A descent flow whose computed cost rises has
+    failed: the run is refused, naming steps, the rise, where, and λ_min of DDᵀ at the start."""
+    net, X, Y = _underparametrized(seed)
+    lam = np.linalg.eigvalsh(zl.ntk(net, X))
+    lam_min = lam[lam > zl.gram_rtol(12) ** 2 * lam[-1]][0]
+    for halving in (False, True):
+        with pytest.raises(ValueError) as info:
+            zl.gradient_flow(net, X, Y, 2.0, 40, halving_check=halving)
+        msg = str(info.value)
+        assert msg.startswith("steps: the cost rose by ") and msg.endswith("use more steps"), msg
+        found = re.search(r"from (\S+) to (\S+) at s = (\S+),", msg)
+        assert found is not None, msg
+        start, end, where = (float(v) for v in found.groups())
+        assert end > 10 * start and 0 < where <= 2.0, msg
+        assert f"lambda_min = {lam_min:.2g}" in msg and "too stiff" in msg, msg
+
+
+def test_rounding_at_a_stationary_point_is_not_a_rise() -> None:
+    """At a stationary point the computed cost moves only by rounding, up or down: the allowance admits
+    it for every member of the family over many steps."""
+    net, X, Y = _underparametrized(1)
+    sp = zl.stationary_point(net, X, Y, lr=0.05, gd_steps=200, polish_tol=0.0)
+    assert sp.converged
+    for alpha in (0.0, 0.5, 1.0):
+        path = zl.gradient_flow(sp.net, X, Y, 1.0, 50, alpha=alpha, halving_check=False)
+        assert np.abs(path.cost - sp.cost).max() <= 1e-12 * sp.cost
 
 
 def _small_problem() -> tuple[zl.Network, np.ndarray, np.ndarray]:
