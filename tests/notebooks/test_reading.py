@@ -208,3 +208,33 @@ def test_every_assert_has_a_message(nb: nbformat.NotebookNode) -> None:
     assert not bare, f"{name}: {len(bare)} asserts without a message:\n" + "\n".join(
         f"  cell {i}, line {line}: {text}" for i, line, text in sorted(bare)
     )
+
+
+def _defined_names(path: Path) -> set[str]:
+    """The functions and classes a chapter's code cells define."""
+    book = nbformat.read(path, as_version=4)
+    names: set[str] = set()
+    for cell in book.cells:
+        if cell.cell_type == "code":
+            tree = ast.parse(_code_lines(cell.source))
+            names |= {
+                node.name
+                for node in ast.walk(tree)
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            }
+    return names
+
+
+def test_no_chapter_redefines_a_shared_name() -> None:
+    """Write it once: no two chapters define a function of the same name (a function two
+    chapters need lives in zlnotes), and no chapter defines a name zlnotes exports."""
+    import zlnotes
+
+    owners: dict[str, list[str]] = {}
+    for path in CHAPTERS:
+        for name in _defined_names(path):
+            owners.setdefault(name, []).append(path.stem[:2])
+    shared = {name: where for name, where in owners.items() if len(where) > 1}
+    assert not shared, f"functions defined in more than one chapter: {shared}"
+    shadowed = sorted(set(owners) & set(zlnotes.__all__))
+    assert not shadowed, f"chapters define names that zlnotes exports: {shadowed}"
