@@ -7,6 +7,7 @@ after MathJax has typeset it:
 
 - every cell output box, code box and table: its ``scrollWidth`` against its ``clientWidth``
   (an output or table that would scroll horizontally hides results on the right);
+- every display equation likewise (with 10 px of slack for overhanging glyphs);
 - every figure of a cell output: its displayed width, at least :data:`MIN_FIGURE_PX`.
 
 On the built HTML itself (no browser needed):
@@ -58,6 +59,11 @@ window.addEventListener("load", () => {
     const over = boxes.filter(e => e.scrollWidth > e.clientWidth + 1).map(e => ({
       kind: e.closest("div.cell_input") ? "code" : (e.tagName === "TABLE" ? "table" : "output"),
       text: e.textContent.trim().slice(0, 70), scroll: e.scrollWidth, client: e.clientWidth}));
+    // display equations: 10 px of slack for glyphs that overhang their box
+    const math = [...document.querySelectorAll("article mjx-container[display]")]
+      .filter(e => e.scrollWidth > e.clientWidth + 10).map(e => ({
+        kind: "math", text: e.textContent.trim().slice(0, 70), scroll: e.scrollWidth, client: e.clientWidth}));
+    over.push(...math);
     const figures = [...document.querySelectorAll("article div.cell_output img")].map(i => ({
       alt: (i.alt || "").slice(0, 60), width: Math.round(i.getBoundingClientRect().width)}));
     const pre = document.createElement("pre");
@@ -121,6 +127,10 @@ def test_nothing_scrolls_and_figures_are_wide(page: Path):
     assert not narrow, (
         f"{page.name}: figure(s) displayed narrower than {MIN_FIGURE_PX} px at {WINDOW[0]} px: "
         + "; ".join(f"{f['alt']!r} at {f['width']} px" for f in narrow)
+    )
+    math = [o for o in measured["over"] if o["kind"] == "math"]
+    assert not math, f"{page.name}: {len(math)} display equation(s) scroll sideways at {WINDOW[0]} px: " + "; ".join(
+        f"{o['text']!r} ({o['scroll']} > {o['client']} px)" for o in math[:5]
     )
     code = [o for o in measured["over"] if o["kind"] == "code"]
     assert not code, f"{page.name}: {len(code)} code box(es) scroll horizontally at {WINDOW[0]} px: " + "; ".join(
