@@ -2,8 +2,8 @@
 
 Reconstructed from chen2023deep and chen2024sequential (the book's chapter on clustered
 data states what is the papers' and what is derived). With input dimension ``M``
-and ``C ≤ M + 1`` classes whose means are affinely independent, a ReLU network with
-``L = C`` hidden layers of width ``M`` fits every point of class ``ℓ`` to its target ``y_ℓ``
+and ``Q̄ ≤ M + 1`` classes (``Q̄`` is the number of classes, as on the book's Notation page) whose means are affinely independent, a ReLU network with
+``L = Q̄`` hidden layers of width ``M`` fits every point of class ``ℓ`` to its target ``y_ℓ``
 exactly, however many points there are: hidden layer ℓ collapses class ℓ onto an apex point.
 
 Truncation map: ``τ_{W,b}(x) = W⁻¹(σ(Wx + b) − b)``. With cumulative parameters
@@ -52,12 +52,12 @@ def clustered_data(
     n_per_class
         Points per class.
     n_classes
-        ``C ≤ input_dim + 1``.
+        ``Q̄ = n_classes ≤ input_dim + 1``.
     input_dim
         ``M``.
     output_dim
-        ``Q`` (default ``C``): targets are ``y_ℓ = e_ℓ`` (one-hot) when ``Q = C``, otherwise
-        ``C`` Gaussian label vectors (linearly independent with probability one if ``C ≤ Q``).
+        ``Q`` (default ``Q̄``): targets are ``y_ℓ = e_ℓ`` (one-hot) when ``Q = Q̄``, otherwise
+        ``Q̄`` Gaussian label vectors (linearly independent with probability one if ``Q̄ ≤ Q``).
     radius
         ``δ ≥ 0``: every point lies within ``δ`` of its class's generating mean (uniform in the ball).
     rng
@@ -68,7 +68,7 @@ def clustered_data(
     Returns
     -------
     Dataset
-        Samples ordered class by class; ``labels`` in ``0..C−1``.
+        Samples ordered class by class; ``labels`` in ``0..Q̄−1``.
     """
     n = positive_int("n_per_class", n_per_class)
     C = positive_int("n_classes", n_classes)
@@ -81,7 +81,7 @@ def clustered_data(
     gen = as_generator(rng)
     require_memory(
         "n_per_class",
-        f"a data set of C·n = {C * n} points in dimension M = {M} (about 4·C·n·(M + Q) numbers)",
+        f"a data set of Q̄·n = {C * n} points in dimension M = {M} (about 4·Q̄·n·(M + Q) numbers)",
         4 * C * n * (M + Q) * FLOAT_BYTES,
     )
     means = gen.standard_normal((C, M)) * separation
@@ -108,17 +108,17 @@ class ClusterGeometry:
 
     Attributes
     ----------
-    means : (C, M)
+    means : (Q̄, M)
         Class means ``m_ℓ``.
-    normals : (C, M)
+    normals : (Q̄, M)
         Unit vectors ``n_ℓ`` from ``m_ℓ`` toward ``aff{m_k : k ≠ ℓ}``.
-    distances : (C,)
+    distances : (Q̄,)
         ``dist(m_ℓ, aff{m_k : k ≠ ℓ})``.
     h : float
         ``min_ℓ distances[ℓ]``.
     delta : float
         Cluster radius: the largest distance of a point from its class mean.
-    apexes : (C, M)
+    apexes : (Q̄, M)
         ``p_ℓ = m_ℓ + (h/3) n_ℓ``.
     """
 
@@ -154,7 +154,7 @@ def _check_labels(X: Array, labels: ArrayLike) -> tuple[NDArray[np.int64], int]:
     C = int(lab.max()) + 1 if lab.size else 0
     if lab.min() < 0 or C > lab.size or np.any(np.bincount(lab, minlength=C) == 0):
         raise ValueError(
-            f"labels must use every class 0..C-1 at least once (C = {C}); got classes {_listed(np.unique(lab))}"
+            f"labels must use every class 0..Q̄-1 at least once (Q̄ = {C}); got classes {_listed(np.unique(lab))}"
         )
     return lab.astype(np.int64), C
 
@@ -255,15 +255,15 @@ def clustered_minimizer(
     *,
     strict: bool = True,
 ) -> Network:
-    """The truncation construction: a ReLU network of ``C`` hidden layers of width ``M``.
+    """The truncation construction: a ReLU network of ``Q̄`` hidden layers of width ``M``.
 
     Parameters
     ----------
     X : array_like, shape (N, M)
         Inputs.
     labels : array_like of int, shape (N,)
-        Class of each sample, ``0..C−1``, with ``2 ≤ C ≤ M + 1``.
-    targets : array_like, shape (C, Q)
+        Class of each sample, ``0..Q̄−1``, with ``2 ≤ Q̄ ≤ M + 1``.
+    targets : array_like, shape (Q̄, Q)
         One target vector per class.
     strict
         If ``True`` (default), refuse data that violate the sufficient condition ``δ < h/3``.
@@ -273,7 +273,7 @@ def clustered_minimizer(
     Returns
     -------
     Network
-        Architecture ``(M, (M,)*C, Q, "relu")``. Under the sufficient condition it maps every
+        Architecture ``(M, (M,)*Q̄, Q, "relu")``. Under the sufficient condition it maps every
         sample of class ℓ exactly to ``targets[ℓ]``: with ``strict`` this is checked before
         it returns (``|F − Y|² / |Y|² ≤`` :data:`zlnotes.construction.FIT_TOLERANCE` on the
         data, ``Y = targets[labels]``).
