@@ -2,7 +2,8 @@
 
 Reconstructed from chen2023deep and chen2024sequential (the book's chapter on clustered
 data states what is the papers' and what is derived). With input dimension ``M``
-and ``Q̄ ≤ M + 1`` classes (``Q̄`` is the number of classes, as on the book's Notation page) whose means are affinely independent, a ReLU network with
+and ``Q̄ ≤ M + 1`` classes (``Q̄`` is the number of classes, as on the book's Notation
+page) whose means are affinely independent, a ReLU network with
 ``L = Q̄`` hidden layers of width ``M`` fits every point of class ``ℓ`` to its target ``y_ℓ``
 exactly, however many points there are: hidden layer ℓ collapses class ℓ onto an apex point.
 
