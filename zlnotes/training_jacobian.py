@@ -12,6 +12,9 @@ the object whose singular values belrose2024jacobian study. It is computed here 
 book's backpropagation (the R-operator): a forward pass of the tangents through the layers
 and a backward pass of the tangents of the errors ``δ_ℓ``, using σ, σ' and σ''. No finite
 differences: ``J`` is exact up to rounding. ``D`` and the Hessian are never formed.
+The rounding of step ``t`` reaches ``J`` multiplied by the later factors: past the edge of
+stability (``lr · λ_max(H_t) > 2``) it grows by ``lr · λ_max − 1`` per step along the
+sharpest direction, as the rounding of the run ``θ_t`` itself does.
 """
 
 from __future__ import annotations
