@@ -287,22 +287,20 @@ def _rk4(
     def field(z: Array) -> _Field:
         return _field(Network.from_flat(arch, z), X, Y, alpha, tol)
 
-    s_rec, Z_rec, fields = [], [], []
-    first = prev = None
+    s_rec: list[float] = []
+    Z_rec: list[Array] = []
+    fields: list[_Field] = []
+    start = f1 = field(Z)  # at the start an error is the input's, raised as it is
     for k in range(steps + 1):
-        try:
-            f1 = field(Z)
-        except ValueError as exc:
-            if k == 0:
-                raise
-            raise _unstable(k * h, h) from exc
-        if first is None:
-            first = f1
-        elif prev is not None:
-            rose = _cost_rose(prev, f1, k * h, h, first)
+        if k > 0:
+            prev = f1
+            try:
+                f1 = field(Z)
+            except ValueError as exc:
+                raise _unstable(k * h, h) from exc
+            rose = _cost_rose(prev, f1, k * h, h, start)
             if rose is not None:
                 raise rose
-        prev = f1
         if k % record == 0 or k == steps:
             s_rec.append(k * h)
             Z_rec.append(Z.copy())
